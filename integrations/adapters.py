@@ -1,0 +1,95 @@
+"""The vendor adapter interface: what the sync pipeline needs from any vendor API.
+
+An adapter is built from a connection's base URL and decrypted credential, talks to the vendor
+over HTTP, and hands back plain records; it never touches the database. Errors are raised as
+`VendorError` subclasses whose message a person can read on the connection page.
+"""
+
+import datetime
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServiceUsage:
+    """Usage of one vendor service (subscription level or add-on) by one account."""
+
+    code: str
+    name: str
+    active_users: int | None
+    seats: int | None
+
+
+@dataclass
+class AccountRecord:
+    external_id: str
+    name: str
+    domain: str = ""
+    status: str = "active"  # active | archived
+    billing_type: str = ""
+    seats: int | None = None
+    active_users: int | None = None
+    subscription_level: str = ""
+    subscription_end_date: datetime.date | None = None
+    raw: dict = field(default_factory=dict)
+    usage: list[ServiceUsage] = field(default_factory=list)
+
+
+@dataclass
+class AccountPage:
+    accounts: list[AccountRecord]
+    number: int
+    total_pages: int
+    total_count: int | None = None
+
+
+@dataclass
+class ConnectionCheck:
+    """The answer to "does this credential work?", in words a person understands."""
+
+    message: str
+    latency_ms: int
+    api_schema: str = ""
+    account_count: int | None = None
+
+
+class VendorError(Exception):
+    """A vendor call failed; `str(error)` is the message shown to people."""
+
+
+class CredentialRejected(VendorError):
+    pass
+
+
+class Unreachable(VendorError):
+    pass
+
+
+class RateLimited(VendorError):
+    pass
+
+
+class VendorFault(VendorError):
+    """The vendor answered with a server error (5xx)."""
+
+
+class BadAnswer(VendorError):
+    """The vendor answered, but not with what its API documents."""
+
+
+class VendorAdapter(ABC):
+    kind: str
+
+    def __init__(self, *, base_url: str, credential: str, api_schema: str = ""):
+        self.base_url = base_url
+        self.credential = credential
+        self.api_schema = api_schema
+
+    @abstractmethod
+    def test(self) -> ConnectionCheck:
+        """The cheapest authenticated call; raises VendorError when it fails."""
+
+    @abstractmethod
+    def iter_account_pages(self) -> Iterator[AccountPage]:
+        """Every customer account with its services and usage, one API page at a time."""

@@ -1,0 +1,146 @@
+from django.db import models
+from django.utils import timezone
+
+from reconcile import crypto
+from reconcile.tenancy.models import Organization
+
+
+class VendorConnection(models.Model):
+    """One vendor API credential of an organization, e.g. one KnowBe4 partner key."""
+
+    class Kind(models.TextChoices):
+        KNOWBE4_PARTNER = "knowbe4_partner", "KnowBe4 Partner API"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        ERROR = "error", "Error"
+        DISABLED = "disabled", "Disabled"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="vendor_connections"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    region = models.CharField(max_length=8)
+    base_url = models.URLField(max_length=300)
+    description = models.CharField(max_length=200, blank=True)
+    credential_encrypted = models.TextField(blank=True)
+    credential_last4 = models.CharField(max_length=4, blank=True)
+    credential_expires_on = models.DateField(null=True, blank=True)
+    # Which generation of the API's field names this connection's API speaks (see client).
+    api_schema = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        label = self.description or f"{self.get_kind_display()} ({self.region.upper()})"
+        return f"{label} …{self.credential_last4}"
+
+    def set_credential(self, secret: str) -> None:
+        self.credential_encrypted = crypto.encrypt(secret)
+        self.credential_last4 = secret[-4:]
+
+    def credential(self) -> str:
+        return crypto.decrypt(self.credential_encrypted)
+
+    def audit_fields(self) -> dict:
+        """What an audit record may say about this connection: never the credential."""
+        return {
+            "kind": self.kind,
+            "region": self.region,
+            "description": self.description,
+            "key_last4": self.credential_last4,
+            "state": self.state,
+        }
+
+
+class VendorAccount(models.Model):
+    """A customer account as the vendor knows it (a KnowBe4 customer of the partner)."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="vendor_accounts"
+    )
+    connection = models.ForeignKey(
+        VendorConnection, on_delete=models.CASCADE, related_name="accounts"
+    )
+    external_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=300)
+    domain = models.CharField(max_length=253, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    billing_type = models.CharField(max_length=16, blank=True)
+    seats_purchased = models.IntegerField(null=True, blank=True)
+    active_users = models.IntegerField(null=True, blank=True)
+    subscription_level = models.CharField(max_length=100, blank=True)
+    subscription_end_date = models.DateField(null=True, blank=True)
+    raw = models.JSONField(default=dict)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    # Set when a complete import no longer lists the account; cleared if it comes back.
+    missing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "external_id"], name="one_account_per_external_id"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "name"])]
+
+    def __str__(self):
+        return self.name
+
+
+class VendorService(models.Model):
+    """A product the vendor sells to the partner's customers (subscription level or add-on)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="vendor_services"
+    )
+    connection = models.ForeignKey(
+        VendorConnection, on_delete=models.CASCADE, related_name="services"
+    )
+    code = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "code"], name="one_service_per_code")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class UsageSnapshot(models.Model):
+    """What the vendor reported for one account and service at one successful sync."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(VendorAccount, on_delete=models.CASCADE, related_name="usage")
+    service = models.ForeignKey(VendorService, on_delete=models.CASCADE, related_name="usage")
+    active_users = models.IntegerField(null=True)
+    seats = models.IntegerField(null=True)
+    taken_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The reconcile.sync SyncRun that took it: an id, not a foreign key, because the sync
+    # app sits above this one and imports point down only.
+    sync_run_id = models.BigIntegerField(null=True, db_index=True)
+
+    class Meta:
+        ordering = ["-taken_at"]
+        indexes = [models.Index(fields=["account", "service", "-taken_at"])]
+
+    def __str__(self):
+        return f"{self.active_users} active users at {self.taken_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PsaConfig(AppConfig):
+    name = "psa"
+    verbose_name = "PSA connections"

@@ -1,0 +1,1 @@
+"""PSA connections, companies, products and billing lines arrive with the PSA issue (#4)."""

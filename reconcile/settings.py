@@ -1,0 +1,202 @@
+"""TrueUp settings: everything comes from the environment (see README, "Configuration").
+
+With nothing set, TrueUp runs on SQLite under var/ with a generated secret key and encryption
+key, which is what `make run` relies on.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from reconcile import localkeys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("TRUEUP_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG")
+SECRET_KEY = os.environ.get("SECRET_KEY") or localkeys.secret_key(VAR_DIR)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# Fernet keys for credentials at rest, newest first; older keys still decrypt (rotation).
+TRUEUP_ENCRYPTION_KEYS = env_list("TRUEUP_ENCRYPTION_KEYS") or [localkeys.encryption_keys(VAR_DIR)]
+# Anyone may create an organization; switch off when hosting TrueUp for one team only.
+TRUEUP_OPEN_SIGNUP = env_bool("TRUEUP_OPEN_SIGNUP", True)
+
+# KnowBe4 Partner GraphQL endpoints per region (seed 000); `make run` points them at the sandbox.
+KNOWBE4_GRAPHQL_URLS = {
+    "us": os.environ.get("KNOWBE4_GRAPHQL_URL_US", "https://training.knowbe4.com/graphql"),
+    "eu": os.environ.get("KNOWBE4_GRAPHQL_URL_EU", "https://eu.knowbe4.com/graphql"),
+    "ca": os.environ.get("KNOWBE4_GRAPHQL_URL_CA", "https://ca.knowbe4.com/graphql"),
+    "uk": os.environ.get("KNOWBE4_GRAPHQL_URL_UK", "https://uk.knowbe4.com/graphql"),
+    "de": os.environ.get("KNOWBE4_GRAPHQL_URL_DE", "https://de.knowbe4.com/graphql"),
+}
+# Accounts per page when importing from KnowBe4's Partner API (25..1000).
+KNOWBE4_PAGE_SIZE = int(os.environ.get("KNOWBE4_PAGE_SIZE", "100"))
+# Seconds one outside HTTP request may take, and how many times a 429/5xx is retried.
+TRUEUP_HTTP_TIMEOUT = float(os.environ.get("TRUEUP_HTTP_TIMEOUT", "30"))
+TRUEUP_HTTP_RETRIES = int(os.environ.get("TRUEUP_HTTP_RETRIES", "4"))
+TRUEUP_HTTP_MAX_RETRY_WAIT = float(os.environ.get("TRUEUP_HTTP_MAX_RETRY_WAIT", "60"))
+# A running sync whose worker has not reported for this many seconds is marked unknown.
+TRUEUP_SYNC_STALE_AFTER = int(os.environ.get("TRUEUP_SYNC_STALE_AFTER", "900"))
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_q",
+    "reconcile.tenancy",
+    "integrations",
+    "psa",
+    "reconcile.sync",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "reconcile.tenancy.middleware.CurrentOrganizationMiddleware",
+]
+
+ROOT_URLCONF = "reconcile.urls"
+WSGI_APPLICATION = "reconcile.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "reconcile.tenancy.context_processors.organization",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'trueup.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # The web server and the worker write to the same file: WAL lets readers go on while one
+    # writes, IMMEDIATE makes writers queue for the lock instead of failing with "locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# E-mail: console in development; SMTP when EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TrueUp <trueup@localhost>")
+
+# Worker: django-q2 on the ORM broker (the default database) unless REDIS_URL is set, in
+# which case several clusters share that Redis (docs/ARCHITECTURE.md, "Scaling out").
+Q_CLUSTER = {
+    "name": "trueup",
+    "workers": int(os.environ.get("TRUEUP_WORKERS", "2")),
+    "timeout": int(os.environ.get("TRUEUP_TASK_TIMEOUT", "1800")),
+    "retry": int(os.environ.get("TRUEUP_TASK_TIMEOUT", "1800")) + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 500,
+    "label": "Worker",
+}
+if os.environ.get("REDIS_URL"):
+    Q_CLUSTER["redis"] = os.environ["REDIS_URL"]
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = float(os.environ.get("TRUEUP_WORKER_POLL", "0.5"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # gql logs whole GraphQL payloads at INFO; payloads carry customer data.
+        "gql": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(60 * 60 * 12)))
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,17 @@
+"""How the lower apps ask for a sync without importing the sync app (imports point down).
+
+`sync_requested.send(sender=..., connection=..., trigger=..., actor=...)`; the sync app is its
+one receiver (reconcile/sync/apps.py) and answers with the queued SyncRun.
+"""
+
+from django.dispatch import Signal
+
+sync_requested = Signal()
+
+
+def request_sync(connection, *, trigger: str, actor=None):
+    """Ask for a sync of `connection`; returns the SyncRun that will do it."""
+    responses = sync_requested.send(
+        sender=type(connection), connection=connection, trigger=trigger, actor=actor
+    )
+    return responses[0][1] if responses else None

@@ -1,0 +1,132 @@
+"""The sync pipeline: queue a run, claim it, fetch every page, store only a complete import."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from integrations import registry
+from integrations import services as vendor_services
+from integrations.adapters import VendorError
+from integrations.models import VendorConnection
+from reconcile.sync.models import SyncRun
+
+logger = logging.getLogger(__name__)
+
+
+def mark_stale_runs(connection: VendorConnection) -> int:
+    """Runs whose worker stopped reporting (killed, host lost) or never started become unknown."""
+    cutoff = timezone.now() - timedelta(seconds=settings.TRUEUP_SYNC_STALE_AFTER)
+    return SyncRun.objects.filter(
+        Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=cutoff)
+        | Q(state=SyncRun.State.QUEUED, queued_at__lt=cutoff),
+        vendor_connection=connection,
+    ).update(
+        state=SyncRun.State.UNKNOWN,
+        finished_at=timezone.now(),
+        error_message="The worker stopped reporting; the outcome of this run is unknown.",
+    )
+
+
+def queue_sync(connection: VendorConnection, *, trigger: str, actor=None) -> SyncRun:
+    """Queue a run of `connection`, or return the one already queued or running."""
+    mark_stale_runs(connection)
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                organization_id=connection.organization_id,
+                vendor_connection=connection,
+                trigger=trigger,
+                requested_by=actor if actor and actor.is_authenticated else None,
+            )
+    except IntegrityError:
+        return SyncRun.objects.get(vendor_connection=connection, state__in=SyncRun.ACTIVE_STATES)
+    transaction.on_commit(
+        lambda: async_task(
+            "reconcile.sync.tasks.sync_connection",
+            run.pk,
+            task_name=f"sync-{connection.pk}-{run.pk}",
+        )
+    )
+    return run
+
+
+def on_sync_requested(sender, *, connection, trigger, actor=None, **kwargs) -> SyncRun:
+    return queue_sync(connection, trigger=trigger, actor=actor)
+
+
+def claim(run_id: int) -> SyncRun | None:
+    """Move a queued run to running; only one worker can win this UPDATE."""
+    now = timezone.now()
+    claimed = SyncRun.objects.filter(pk=run_id, state=SyncRun.State.QUEUED).update(
+        state=SyncRun.State.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not claimed:
+        return None
+    return SyncRun.objects.select_related("vendor_connection").get(pk=run_id)
+
+
+def _save_progress(run: SyncRun) -> None:
+    run.heartbeat_at = timezone.now()
+    run.save(update_fields=["progress_done", "progress_total", "heartbeat_at", "log"])
+
+
+def run_sync(run_id: int) -> SyncRun | None:
+    """Run a claimed sync to its end. Nothing is written to the connection's data unless every
+    page was fetched; a failure leaves the last good import as it was."""
+    run = claim(run_id)
+    if run is None:
+        return None
+    connection = run.vendor_connection
+    run.note(f"Started ({run.get_trigger_display().lower()}).")
+    _save_progress(run)
+    try:
+        adapter = registry.adapter_for(connection)
+        records = {}
+        for page in adapter.iter_account_pages():
+            records.update((record.external_id, record) for record in page.accounts)
+            run.progress_done, run.progress_total = page.number, page.total_pages
+            run.note(
+                f"Fetched page {page.number} of {page.total_pages} ({len(page.accounts)} accounts)."
+            )
+            _save_progress(run)
+        counts = vendor_services.store_import(
+            connection, list(records.values()), sync_run_id=run.pk
+        )
+        vendor_services.mark_succeeded(connection, adapter.api_schema)
+    except VendorError as error:
+        return _fail(run, connection, error, str(error))
+    except Exception as error:
+        logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
+        return _fail(
+            run,
+            connection,
+            error,
+            f"Unexpected error ({type(error).__name__}); the details are in the "
+            "worker log. The data of the last good import is unchanged.",
+        )
+    for field, value in counts.as_dict().items():
+        setattr(run, field, value)
+    run.state = SyncRun.State.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.note(
+        f"Stored {len(records)} accounts: {counts.added} added, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged, {counts.removed} no longer listed."
+    )
+    run.save()
+    return run
+
+
+def _fail(run: SyncRun, connection: VendorConnection, error: Exception, message: str) -> SyncRun:
+    run.state = SyncRun.State.FAILED
+    run.finished_at = timezone.now()
+    run.error_class = type(error).__name__
+    run.error_message = message
+    run.note(message, level="error")
+    run.save()
+    vendor_services.mark_failed(connection, message)
+    return run

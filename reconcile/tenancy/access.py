@@ -1,0 +1,40 @@
+"""The helper every view starts from: who is asking, in which organization, with which role.
+
+`@member_required(...)` resolves the current membership (or sends the user to sign in / create
+an organization) and refuses a role that may not act with 403. Views then load objects with
+`get_for_org(Model, request, pk=...)`, which filters by the current organization so that an id
+from another tenant is a 404, never their data.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+
+
+def member_required(*roles: str):
+    """Allow members of the current organization; with `roles`, only those roles (and owners)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = request.membership
+            if not membership:
+                return redirect("tenancy:no_organization")
+            if roles and not membership.has_role(*roles):
+                raise PermissionDenied("Your role does not allow this.")
+            request.organization = membership.organization
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def get_for_org(model_or_queryset, request, **lookup):
+    """Fetch one object of the current organization, or 404."""
+    queryset = getattr(model_or_queryset, "objects", model_or_queryset)
+    return get_object_or_404(queryset, organization=request.organization, **lookup)

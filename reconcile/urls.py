@@ -1,0 +1,14 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from reconcile import views
+from reconcile.tenancy.views import logout_view
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", logout_view, name="logout"),
+    path("", include("reconcile.tenancy.urls")),
+    path("integrations/", include("integrations.urls")),
+    path("sync/", include("reconcile.sync.urls")),
+]

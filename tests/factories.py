@@ -1,0 +1,117 @@
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
+from reconcile.sync.models import SyncRun
+from reconcile.tenancy.models import Invitation, Membership, Organization, Role
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@msp.example")
+    username = factory.SelfAttribute("email")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"MSP {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.OWNER
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@msp.example")
+    role = Role.BILLING
+
+
+class VendorConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VendorConnection
+        skip_postgeneration_save = True
+
+    organization = factory.SubFactory(OrganizationFactory)
+    kind = VendorConnection.Kind.KNOWBE4_PARTNER
+    region = "us"
+    base_url = "http://127.0.0.1:9/knowbe4/us/graphql"
+    state = VendorConnection.State.ACTIVE
+    api_schema = "2023"
+
+    @factory.post_generation
+    def credential(obj, create, extracted, **kwargs):
+        obj.set_credential(extracted or "factory-key-0000")
+        if create:
+            obj.save()
+
+
+class VendorAccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VendorAccount
+
+    connection = factory.SubFactory(VendorConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    external_id = factory.Sequence(lambda n: str(100000 + n))
+    name = factory.Sequence(lambda n: f"Customer {n} LLC")
+    domain = factory.Sequence(lambda n: f"customer{n}.example")
+    billing_type = "paid"
+    seats_purchased = 50
+    active_users = 48
+    subscription_level = "Diamond"
+
+
+class VendorServiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VendorService
+
+    connection = factory.SubFactory(VendorConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    code = factory.Sequence(lambda n: f"sat-level-{n}")
+    name = factory.Sequence(lambda n: f"KnowBe4 SAT Level {n}")
+
+
+class UsageSnapshotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageSnapshot
+
+    account = factory.SubFactory(VendorAccountFactory)
+    service = factory.SubFactory(
+        VendorServiceFactory, connection=factory.SelfAttribute("..account.connection")
+    )
+    organization = factory.SelfAttribute("account.organization")
+    active_users = 48
+    seats = 50
+    taken_at = factory.LazyFunction(timezone.now)
+
+
+class SyncRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SyncRun
+
+    vendor_connection = factory.SubFactory(VendorConnectionFactory)
+    organization = factory.SelfAttribute("vendor_connection.organization")
+    trigger = SyncRun.Trigger.MANUAL

@@ -1,0 +1,241 @@
+"""Connecting KnowBe4 from the browser: authenticate, import in the worker, faults, key changes."""
+
+import pytest
+from django.db import connection as db_connection
+from django.urls import reverse
+
+from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
+from reconcile.sync.models import SyncRun
+from reconcile.tenancy.models import AuditEvent, Role
+from sandboxes.data import partner_by_slug
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+
+
+def connect(client, key, region="us", capture=None, **extra):
+    data = {"api_key": key, "region": region, "description": "", "expires_on": ""} | extra
+    if capture is None:
+        return client.post(reverse("integrations:connect_knowbe4"), data)
+    with capture(execute=True):
+        return client.post(reverse("integrations:connect_knowbe4"), data)
+
+
+def test_connecting_saves_a_pending_connection_and_queues_the_import(owner_client, sandbox):
+    response = connect(owner_client, sandbox.demo_key)
+    connection = VendorConnection.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("integrations:detail", args=[connection.pk])
+    assert connection.state == VendorConnection.State.PENDING
+    assert connection.credential_last4 == sandbox.demo_key[-4:]
+    assert SyncRun.objects.get().state == SyncRun.State.QUEUED
+    page = owner_client.get(response.url).content.decode()
+    assert "Pending" in page and "Import queued" in page and "↻ Refresh" in page
+
+
+def test_the_worker_imports_every_account_and_the_connection_becomes_active(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    assert connection.state == VendorConnection.State.ACTIVE
+    assert connection.api_schema == "2023"
+    assert VendorAccount.objects.filter(connection=connection).count() == 160
+    run = SyncRun.objects.get()
+    assert (run.state, run.added, run.progress_done, run.progress_total) == ("succeeded", 160, 2, 2)
+    assert VendorService.objects.filter(connection=connection).exists()
+    assert UsageSnapshot.objects.filter(sync_run_id=run.pk).count() >= 160
+    status = owner_client.get(
+        reverse("sync:connection_status", args=[connection.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Active" in status and '<strong data-testid="account-count">160</strong>' in status
+
+
+def test_the_current_schema_generation_is_detected_and_recorded(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    sandbox.set_key(sandbox.demo_key, schema="current")
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    assert connection.api_schema == "current"
+    assert connection.accounts.count() == 160
+
+
+@pytest.mark.parametrize(
+    "slug, region, message",
+    [
+        ("revoked", "us", "KnowBe4 rejected the API key"),
+        ("demo", "eu", "KnowBe4 rejected the API key"),
+    ],
+)
+def test_a_rejected_key_saves_nothing(owner_client, sandbox, slug, region, message):
+    response = connect(owner_client, partner_by_slug(slug).key, region)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not VendorConnection.objects.exists()
+    assert not AuditEvent.objects.filter(action="connection.created").exists()
+
+
+def test_a_region_that_does_not_answer_saves_nothing(owner_client, sandbox, settings):
+    settings.KNOWBE4_GRAPHQL_URLS = settings.KNOWBE4_GRAPHQL_URLS | {
+        "de": "http://127.0.0.1:9/graphql"
+    }
+    response = connect(owner_client, sandbox.demo_key, "de")
+    assert "Could not reach KnowBe4 at DE (127.0.0.1:9)" in response.content.decode()
+    assert not VendorConnection.objects.exists()
+
+
+def test_a_region_that_answers_html_saves_nothing(owner_client, sandbox, settings):
+    settings.KNOWBE4_GRAPHQL_URLS = settings.KNOWBE4_GRAPHQL_URLS | {
+        "uk": f"{sandbox.base_url}/knowbe4/uk/"
+    }
+    response = connect(owner_client, sandbox.demo_key, "uk")
+    assert "Could not reach KnowBe4 at UK" in response.content.decode()
+    assert not VendorConnection.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("", "This field is required."),
+        ("   ", "This field is required."),
+        ("abc def", "cannot contain spaces"),
+        ("k" * 10_240, "is at most 2,048"),
+        ("kéy-with-accent", "characters a KnowBe4 key never has"),
+    ],
+)
+def test_bad_keys_get_a_validation_message_and_no_request(owner_client, sandbox, key, message):
+    before = sandbox.key_state(sandbox.demo_key)["request_count"]
+    response = connect(owner_client, key)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not VendorConnection.objects.exists()
+    assert sandbox.key_state(sandbox.demo_key)["request_count"] == before
+
+
+def test_leading_and_trailing_whitespace_of_a_pasted_key_is_ignored(owner_client, sandbox):
+    connect(owner_client, f"  {sandbox.demo_key}\n")
+    assert VendorConnection.objects.get().credential() == sandbox.demo_key
+
+
+@pytest.mark.parametrize("role", [Role.BILLING, Role.FINANCE, Role.VIEWER])
+def test_only_owners_see_and_post_the_connect_form(client, member_factory, sandbox, role):
+    login(client, member_factory(role))
+    assert client.get(reverse("integrations:connect_knowbe4")).status_code == 403
+    assert connect(client, sandbox.demo_key).status_code == 403
+    assert not VendorConnection.objects.exists()
+    assert client.get(reverse("integrations:index")).status_code == 200
+
+
+def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
+    owner_client, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.KNOWBE4_PAGE_SIZE = 25
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    good = dict(connection.accounts.values_list("external_id", "active_users"))
+    snapshots = UsageSnapshot.objects.count()
+    assert len(good) == 160
+
+    sent = sandbox.key_state(sandbox.demo_key)["request_count"]
+    # introspection, page 1, page 2, then page 3 answers 500
+    sandbox.set_key(sandbox.demo_key, fail_on_requests=[sent + 4])
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+    connection.refresh_from_db()
+    failed = SyncRun.objects.first()
+    assert (failed.state, failed.progress_done, failed.error_class) == ("failed", 2, "VendorFault")
+    assert connection.state == VendorConnection.State.ERROR
+    assert "server error (HTTP 500)" in connection.last_error
+    assert dict(connection.accounts.values_list("external_id", "active_users")) == good
+    assert UsageSnapshot.objects.count() == snapshots
+    page = owner_client.get(reverse("integrations:detail", args=[connection.pk])).content.decode()
+    assert "The last import failed" in page and "Retry import" in page
+    assert "160 accounts of the last good import are kept" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+    connection.refresh_from_db()
+    assert connection.state == VendorConnection.State.ACTIVE and connection.last_error == ""
+    retried = SyncRun.objects.first()
+    assert (retried.state, retried.unchanged, retried.added) == ("succeeded", 160, 0)
+
+
+def test_the_key_is_encrypted_at_rest_and_never_rendered_or_audited(owner_client, sandbox):
+    key = sandbox.demo_key
+    connect(owner_client, key)
+    connection = VendorConnection.objects.get()
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT credential_encrypted FROM integrations_vendorconnection")
+        (stored,) = cursor.fetchone()
+    assert key not in stored and key[-12:] not in stored
+    assert connection.credential() == key
+    for url in [
+        reverse("integrations:index"),
+        reverse("integrations:detail", args=[connection.pk]),
+        reverse("integrations:rotate", args=[connection.pk]),
+        reverse("tenancy:activity"),
+    ]:
+        assert key not in owner_client.get(url).content.decode()
+    for event in AuditEvent.objects.all():
+        assert key not in str(event.before) + str(event.after)
+
+
+def test_rotating_the_key_checks_the_new_one_first(owner_client, sandbox):
+    connect(owner_client, sandbox.demo_key)
+    connection = VendorConnection.objects.get()
+    url = reverse("integrations:rotate", args=[connection.pk])
+    response = owner_client.post(url, {"api_key": partner_by_slug("revoked").key})
+    assert "rejected the API key" in response.content.decode()
+    connection.refresh_from_db()
+    assert connection.credential() == sandbox.demo_key
+
+    new_key = sandbox.demo_key  # the sandbox's demo partner has one key; rotate to it again
+    response = owner_client.post(url, {"api_key": new_key, "expires_on": "2031-01-31"})
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert str(connection.credential_expires_on) == "2031-01-31"
+    event = AuditEvent.objects.get(action="connection.key_rotated")
+    assert event.after == {"key_last4": new_key[-4:], "expires_on": "2031-01-31"}
+
+
+def test_disconnect_asks_for_confirmation_and_removes_imported_data(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    url = reverse("integrations:disconnect", args=[connection.pk])
+    assert "160" in owner_client.get(url).content.decode()
+    assert owner_client.post(url, {}).status_code == 200  # not confirmed
+    assert VendorConnection.objects.exists()
+    response = owner_client.post(url, {"confirm": "on"})
+    assert response.status_code == 302
+    for model in (VendorConnection, VendorAccount, VendorService, UsageSnapshot, SyncRun):
+        assert not model.objects.exists(), model
+    event = AuditEvent.objects.get(action="connection.disconnected")
+    assert event.before["accounts"] == 160 and event.before["key_last4"] == sandbox.demo_key[-4:]
+
+
+def test_accounts_list_is_searchable_and_paginated(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    url = reverse("integrations:accounts", args=[connection.pk])
+    first = owner_client.get(url)
+    assert len(first.context["page"].object_list) == 50
+    assert "Page 1 of 4 · 160 in all" in first.content.decode()
+    name = connection.accounts.order_by("name")[7].name
+    found = owner_client.get(
+        url, {"q": name[:12]}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="account-results"
+    )
+    assert name in found.content.decode() and "<html" not in found.content.decode()
+    archived = owner_client.get(url, {"status": "archived"}).context["page"].paginator.count
+    assert archived == connection.accounts.filter(status="archived").count() > 0
+
+
+def test_several_knowbe4_connections_per_organization(owner_client, sandbox):
+    connect(owner_client, sandbox.demo_key)
+    connect(owner_client, partner_by_slug("northwind").key, "eu", description="Northwind EU")
+    assert VendorConnection.objects.count() == 2
+    assert "Northwind EU" in owner_client.get(reverse("integrations:index")).content.decode()

@@ -1,0 +1,58 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reconcile.signals import request_sync
+from reconcile.sync import services
+from reconcile.sync.models import SyncRun
+from tests.factories import SyncRunFactory, VendorConnectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_one_run_is_queued_per_connection():
+    connection = VendorConnectionFactory()
+    first = request_sync(connection, trigger="manual")
+    second = request_sync(connection, trigger="manual")
+    assert first.pk == second.pk
+    assert SyncRun.objects.filter(vendor_connection=connection).count() == 1
+
+
+def test_a_run_is_claimed_once():
+    run = SyncRunFactory()
+    assert services.claim(run.pk).state == SyncRun.State.RUNNING
+    assert services.claim(run.pk) is None
+
+
+def test_a_run_that_stopped_reporting_becomes_unknown_and_a_new_one_can_start(settings):
+    settings.TRUEUP_SYNC_STALE_AFTER = 60
+    stale = SyncRunFactory(
+        state=SyncRun.State.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    fresh = request_sync(stale.vendor_connection, trigger="manual")
+    stale.refresh_from_db()
+    assert stale.state == SyncRun.State.UNKNOWN
+    assert "stopped reporting" in stale.error_message
+    assert fresh.pk != stale.pk and fresh.state == SyncRun.State.QUEUED
+
+
+def test_a_running_run_that_still_reports_is_left_alone(settings):
+    settings.TRUEUP_SYNC_STALE_AFTER = 60
+    running = SyncRunFactory(state=SyncRun.State.RUNNING, heartbeat_at=timezone.now())
+    assert request_sync(running.vendor_connection, trigger="manual").pk == running.pk
+
+
+def test_an_unexpected_crash_fails_the_run_with_a_readable_message(monkeypatch):
+    run = SyncRunFactory()
+
+    def explode(connection):
+        raise KeyError("boom")
+
+    monkeypatch.setattr("integrations.registry.adapter_for", explode)
+    services.run_sync(run.pk)
+    run.refresh_from_db()
+    run.vendor_connection.refresh_from_db()
+    assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"
+    assert "Unexpected error (KeyError)" in run.vendor_connection.last_error
+    assert run.log[-1]["level"] == "error"
