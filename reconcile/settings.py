@@ -110,6 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker write to the same file: WAL lets readers go on while one
     # writes, IMMEDIATE makes writers queue for the lock instead of failing with "locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so a worker process started by the browser tests can share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",

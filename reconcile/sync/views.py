@@ -21,7 +21,12 @@ def status_context(connection: VendorConnection) -> dict:
 def connection_status(request, connection_id):
     """The status block of one connection (htmx partial; polled while a run is active)."""
     connection = get_for_org(VendorConnection, request, pk=connection_id)
-    return render(request, "sync/_connection_status.html", status_context(connection))
+    context = status_context(connection)
+    # Polled while a run was active and now it is over: light the page's Refresh.
+    context["just_finished"] = bool(request.GET.get("was_active")) and not (
+        context["run"] and context["run"].is_active
+    )
+    return render(request, "sync/_connection_status.html", context)
 
 
 @require_POST
