@@ -144,3 +144,45 @@ class UsageSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.active_users} active users at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class StagedAccount(models.Model):
+    """One account of an import in progress, until the import is merged or discarded.
+
+    Pages are staged as they arrive (so writing overlaps fetching) and merged into
+    VendorAccount in one transaction only when every page was fetched.
+    """
+
+    sync_run_id = models.BigIntegerField()
+    external_id = models.CharField(max_length=64)
+    change = models.CharField(max_length=9)  # added | updated | unchanged
+    name = models.CharField(max_length=300)
+    domain = models.CharField(max_length=253, blank=True)
+    status = models.CharField(max_length=16)
+    billing_type = models.CharField(max_length=16, blank=True)
+    seats_purchased = models.IntegerField(null=True)
+    active_users = models.IntegerField(null=True)
+    subscription_level = models.CharField(max_length=100, blank=True)
+    subscription_end_date = models.DateField(null=True)
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sync_run_id", "external_id"], name="staged_once")
+        ]
+
+    def __str__(self):
+        return f"{self.name} (staged by run {self.sync_run_id})"
+
+
+class StagedUsage(models.Model):
+    """Usage of one service by one staged account whose counts changed (see StagedAccount)."""
+
+    sync_run_id = models.BigIntegerField(db_index=True)
+    external_id = models.CharField(max_length=64)
+    service_code = models.CharField(max_length=100)
+    active_users = models.IntegerField(null=True)
+    seats = models.IntegerField(null=True)
+
+    def __str__(self):
+        return f"{self.service_code} of {self.external_id} (staged by run {self.sync_run_id})"

@@ -2,11 +2,20 @@
 
 from dataclasses import asdict, dataclass
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
 from integrations.adapters import AccountRecord
-from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
+from integrations.models import (
+    StagedAccount,
+    StagedUsage,
+    UsageSnapshot,
+    VendorAccount,
+    VendorConnection,
+    VendorService,
+)
+from reconcile.bulk import insert_rows
 from reconcile.tenancy import audit
 
 ACCOUNT_FIELDS = [
@@ -20,6 +29,8 @@ ACCOUNT_FIELDS = [
     "subscription_end_date",
     "raw",
 ]
+STAGED_ACCOUNT_FIELDS = ["sync_run_id", "external_id", "change", *ACCOUNT_FIELDS]
+STAGED_USAGE_FIELDS = ["sync_run_id", "external_id", "service_code", "active_users", "seats"]
 BATCH = 1000
 
 
@@ -137,99 +148,135 @@ def _account_values(record: AccountRecord) -> dict:
     }
 
 
-@transaction.atomic
-def store_import(
-    connection: VendorConnection, records: list[AccountRecord], *, sync_run_id: int | None = None
-) -> ImportCounts:
-    """Write one complete import: upsert accounts and services, snapshot usage, mark vanished.
+class AccountImport:
+    """One import of a connection's accounts: `stage()` each page, then `finish()` or `discard()`.
 
-    Called only after every page was fetched, so a failed import never reaches the database.
-    The number of queries grows with batches of BATCH rows, not with accounts.
+    Staging writes each page to StagedAccount/StagedUsage as it arrives, so the database work
+    overlaps the next page's HTTP request. `finish()` merges the staged rows into the live
+    tables with a few set-based statements in one transaction; until then the last good
+    import is untouched, and a failed import only leaves staged rows, which `discard()` drops.
+    Usage snapshots are change points: written when an account is new or its active users or
+    seats moved, so history stays exact without a row per account per sync.
     """
-    now = timezone.now()
-    organization_id = connection.organization_id
-    counts = ImportCounts()
-    existing = {
-        account.external_id: account
-        for account in VendorAccount.objects.filter(connection=connection).only(
-            "id", "external_id", "missing_since", *ACCOUNT_FIELDS
-        )
-    }
-    upserts, unchanged_ids = [], []
-    for record in records:
-        values = _account_values(record)
-        current = existing.get(record.external_id)
-        if current is None:
-            counts.added += 1
-        elif current.missing_since or any(getattr(current, f) != v for f, v in values.items()):
-            counts.updated += 1
-        else:
-            counts.unchanged += 1
-            unchanged_ids.append(current.pk)
-            continue
-        upserts.append(
-            VendorAccount(
-                organization_id=organization_id,
-                connection=connection,
-                external_id=record.external_id,
-                first_seen_at=now,
-                last_seen_at=now,
-                missing_since=None,
-                **values,
-            )
-        )
-    VendorAccount.objects.bulk_create(
-        upserts,
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["connection", "external_id"],
-        update_fields=[*ACCOUNT_FIELDS, "last_seen_at", "missing_since"],
-    )
-    for start in range(0, len(unchanged_ids), BATCH):
-        VendorAccount.objects.filter(pk__in=unchanged_ids[start : start + BATCH]).update(
-            last_seen_at=now
-        )
-    counts.removed = VendorAccount.objects.filter(
-        connection=connection, missing_since__isnull=True, last_seen_at__lt=now
-    ).update(missing_since=now)
 
-    services = {}
-    for record in records:
-        for usage in record.usage:
-            services.setdefault(usage.code, usage.name)
-    VendorService.objects.bulk_create(
-        [
-            VendorService(
-                organization_id=organization_id,
-                connection=connection,
-                code=code,
-                name=name[:200],
-                first_seen_at=now,
-                last_seen_at=now,
+    def __init__(self, connection: VendorConnection, sync_run_id: int):
+        self.connection = connection
+        self.sync_run_id = sync_run_id
+        self.counts = ImportCounts()
+        self.services: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.discard()
+        self.existing = {
+            row[0]: row[1:]
+            for row in VendorAccount.objects.filter(connection=connection).values_list(
+                "external_id", "missing_since", *ACCOUNT_FIELDS
             )
-            for code, name in services.items()
-        ],
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["connection", "code"],
-        update_fields=["name", "last_seen_at"],
-    )
-    service_ids = dict(connection.services.values_list("code", "id"))
-    account_ids = dict(connection.accounts.values_list("external_id", "id"))
-    UsageSnapshot.objects.bulk_create(
-        [
-            UsageSnapshot(
-                organization_id=organization_id,
-                account_id=account_ids[record.external_id],
-                service_id=service_ids[usage.code],
-                active_users=usage.active_users,
-                seats=usage.seats,
-                taken_at=now,
-                sync_run_id=sync_run_id,
+        }
+
+    def stage(self, records: list[AccountRecord]) -> None:
+        accounts, usage = [], []
+        for record in records:
+            if record.external_id in self.seen:  # a page boundary moved while paging
+                continue
+            self.seen.add(record.external_id)
+            values = tuple(_account_values(record).values())
+            current = self.existing.get(record.external_id)
+            if current is None:
+                change = "added"
+            elif current[0] is not None or values != current[1:]:
+                change = "updated"
+            else:
+                change = "unchanged"
+            setattr(self.counts, change, getattr(self.counts, change) + 1)
+            accounts.append((self.sync_run_id, record.external_id, change, *values))
+            counts_moved = current is None or (current[5], current[6]) != (
+                record.seats,
+                record.active_users,
             )
-            for record in records
-            for usage in record.usage
-        ],
-        batch_size=BATCH,
-    )
-    return counts
+            for service in record.usage:
+                self.services.setdefault(service.code, service.name[:200])
+                if counts_moved:
+                    usage.append(
+                        (
+                            self.sync_run_id,
+                            record.external_id,
+                            service.code,
+                            service.active_users,
+                            service.seats,
+                        )
+                    )
+        insert_rows(StagedAccount, STAGED_ACCOUNT_FIELDS, accounts)
+        insert_rows(StagedUsage, STAGED_USAGE_FIELDS, usage)
+
+    @transaction.atomic
+    def discard(self) -> None:
+        StagedAccount.objects.filter(sync_run_id=self.sync_run_id).delete()
+        StagedUsage.objects.filter(sync_run_id=self.sync_run_id).delete()
+
+    @transaction.atomic
+    def finish(self) -> ImportCounts:
+        now = timezone.now()
+        connection = self.connection
+        VendorService.objects.bulk_create(
+            [
+                VendorService(
+                    organization_id=connection.organization_id,
+                    connection=connection,
+                    code=code,
+                    name=name,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                for code, name in self.services.items()
+            ],
+            batch_size=BATCH,
+            update_conflicts=True,
+            unique_fields=["connection", "code"],
+            update_fields=["name", "last_seen_at"],
+        )
+        with db_connection.cursor() as cursor:
+            for sql, params in merge_statements(connection, self.sync_run_id, now):
+                cursor.execute(sql, params)
+        self.counts.removed = VendorAccount.objects.filter(
+            connection=connection, missing_since__isnull=True, last_seen_at__lt=now
+        ).update(missing_since=now)
+        self.discard()
+        return self.counts
+
+
+def merge_statements(connection: VendorConnection, run_id: int, now) -> list[tuple[str, list]]:
+    """The set-based SQL that moves one staged import into the live tables (PostgreSQL and
+    SQLite share this syntax: INSERT ... SELECT ... ON CONFLICT DO UPDATE)."""
+    account = VendorAccount._meta.db_table
+    staged = StagedAccount._meta.db_table
+    usage = StagedUsage._meta.db_table
+    snapshot = UsageSnapshot._meta.db_table
+    service = VendorService._meta.db_table
+    at = db_connection.ops.adapt_datetimefield_value(now)
+    columns = ", ".join(ACCOUNT_FIELDS)
+    updates = ", ".join(f"{field} = excluded.{field}" for field in ACCOUNT_FIELDS)
+    return [
+        (
+            f"INSERT INTO {account} (organization_id, connection_id, external_id, {columns}, "
+            f"first_seen_at, last_seen_at, missing_since) "
+            f"SELECT %s, %s, external_id, {columns}, %s, %s, NULL FROM {staged} "
+            f"WHERE sync_run_id = %s AND change <> 'unchanged' "
+            f"ON CONFLICT (connection_id, external_id) DO UPDATE SET {updates}, "
+            f"last_seen_at = excluded.last_seen_at, missing_since = NULL",
+            [connection.organization_id, connection.pk, at, at, run_id],
+        ),
+        (
+            f"UPDATE {account} SET last_seen_at = %s WHERE connection_id = %s AND external_id IN "
+            f"(SELECT external_id FROM {staged} WHERE sync_run_id = %s AND change = 'unchanged')",
+            [at, connection.pk, run_id],
+        ),
+        (
+            f"INSERT INTO {snapshot} (organization_id, account_id, service_id, active_users, "
+            f"seats, taken_at, sync_run_id) "
+            f"SELECT %s, a.id, s.id, u.active_users, u.seats, %s, %s FROM {usage} u "
+            f"JOIN {account} a ON a.connection_id = %s AND a.external_id = u.external_id "
+            f"JOIN {service} s ON s.connection_id = %s AND s.code = u.service_code "
+            f"WHERE u.sync_run_id = %s",
+            [connection.organization_id, at, run_id, connection.pk, connection.pk, run_id],
+        ),
+    ]

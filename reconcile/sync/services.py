@@ -1,6 +1,8 @@
 """The sync pipeline: queue a run, claim it, fetch every page, store only a complete import."""
 
 import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -75,32 +77,44 @@ def _save_progress(run: SyncRun) -> None:
     run.save(update_fields=["progress_done", "progress_total", "heartbeat_at", "log"])
 
 
+def prefetched(pages: Iterator) -> Iterator:
+    """Yield from `pages` while a thread already fetches the next one, so each page's HTTP
+    wait overlaps the previous page's staging. The thread touches no database."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as pool:
+        upcoming = pool.submit(next, pages, None)
+        while (page := upcoming.result()) is not None:
+            upcoming = pool.submit(next, pages, None)
+            yield page
+
+
 def run_sync(run_id: int) -> SyncRun | None:
-    """Run a claimed sync to its end. Nothing is written to the connection's data unless every
-    page was fetched; a failure leaves the last good import as it was."""
+    """Run a claimed sync to its end. The live data changes only in the final merge, after
+    every page was fetched; a failure leaves the last good import as it was."""
     run = claim(run_id)
     if run is None:
         return None
     connection = run.vendor_connection
     run.note(f"Started ({run.get_trigger_display().lower()}).")
     _save_progress(run)
+    staging = None
     try:
         adapter = registry.adapter_for(connection)
-        records = {}
-        for page in adapter.iter_account_pages():
-            records.update((record.external_id, record) for record in page.accounts)
+        staging = vendor_services.AccountImport(connection, run.pk)
+        for page in prefetched(adapter.iter_account_pages()):
             run.progress_done, run.progress_total = page.number, page.total_pages
             run.note(
                 f"Fetched page {page.number} of {page.total_pages} ({len(page.accounts)} accounts)."
             )
-            _save_progress(run)
-        counts = vendor_services.store_import(
-            connection, list(records.values()), sync_run_id=run.pk
-        )
+            with transaction.atomic():  # one commit per page: its staged rows and progress
+                staging.stage(page.accounts)
+                _save_progress(run)
+        counts = staging.finish()
         vendor_services.mark_succeeded(connection, adapter.api_schema)
-    except VendorError as error:
-        return _fail(run, connection, error, str(error))
     except Exception as error:
+        if staging:
+            staging.discard()
+        if isinstance(error, VendorError):
+            return _fail(run, connection, error, str(error))
         logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
         return _fail(
             run,
@@ -113,8 +127,9 @@ def run_sync(run_id: int) -> SyncRun | None:
         setattr(run, field, value)
     run.state = SyncRun.State.SUCCEEDED
     run.finished_at = timezone.now()
+    stored = counts.added + counts.updated + counts.unchanged
     run.note(
-        f"Stored {len(records)} accounts: {counts.added} added, {counts.updated} updated, "
+        f"Stored {stored} accounts: {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged, {counts.removed} no longer listed."
     )
     run.save()

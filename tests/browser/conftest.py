@@ -28,8 +28,14 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()
@@ -79,10 +85,18 @@ def start_worker(sandbox, tmp_path):
             "TRUEUP_WORKER_POLL": "0.2",
         }
         log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed with the process
-        processes.append((subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=django_settings.BASE_DIR, env=env,
-            stdout=log, stderr=subprocess.STDOUT,
-        ), log))
+        processes.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "qcluster"],
+                    cwd=django_settings.BASE_DIR,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                log,
+            )
+        )
 
     yield start
     for process, log in processes:

@@ -12,7 +12,9 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_owner_connects_knowbe4_and_sees_the_accounts(page, screenshot, sandbox, owner, start_worker):
+def test_owner_connects_knowbe4_and_sees_the_accounts(
+    page, screenshot, sandbox, owner, start_worker
+):
     page.goto("/login/")
     page.get_by_label("E-mail").fill(owner.email)
     page.get_by_label("Password").fill(PASSWORD)

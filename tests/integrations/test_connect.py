@@ -4,7 +4,14 @@ import pytest
 from django.db import connection as db_connection
 from django.urls import reverse
 
-from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
+from integrations.models import (
+    StagedAccount,
+    StagedUsage,
+    UsageSnapshot,
+    VendorAccount,
+    VendorConnection,
+    VendorService,
+)
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import AuditEvent, Role
 from sandboxes.data import partner_by_slug
@@ -149,6 +156,7 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
     assert "server error (HTTP 500)" in connection.last_error
     assert dict(connection.accounts.values_list("external_id", "active_users")) == good
     assert UsageSnapshot.objects.count() == snapshots
+    assert not StagedAccount.objects.exists() and not StagedUsage.objects.exists()
     page = owner_client.get(reverse("integrations:detail", args=[connection.pk])).content.decode()
     assert "The last import failed" in page and "Retry import" in page
     assert "160 accounts of the last good import are kept" in page
@@ -159,6 +167,8 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
     assert connection.state == VendorConnection.State.ACTIVE and connection.last_error == ""
     retried = SyncRun.objects.first()
     assert (retried.state, retried.unchanged, retried.added) == ("succeeded", 160, 0)
+    assert UsageSnapshot.objects.count() == snapshots  # counts did not move: no new points
+    assert not StagedAccount.objects.exists()
 
 
 def test_the_key_is_encrypted_at_rest_and_never_rendered_or_audited(owner_client, sandbox):
@@ -239,3 +249,33 @@ def test_several_knowbe4_connections_per_organization(owner_client, sandbox):
     connect(owner_client, partner_by_slug("northwind").key, "eu", description="Northwind EU")
     assert VendorConnection.objects.count() == 2
     assert "Northwind EU" in owner_client.get(reverse("integrations:index")).content.decode()
+
+
+def test_a_second_import_records_changes_and_vanished_accounts(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    gone = connection.accounts.order_by("external_id").first()
+    gone.external_id = "999999"  # an account KnowBe4 no longer lists
+    gone.save()
+    moved = connection.accounts.exclude(pk=gone.pk).order_by("external_id").first()
+    moved.active_users = (moved.active_users or 0) + 7  # KnowBe4 will report the old count
+    moved.save()
+    snapshots = UsageSnapshot.objects.filter(account=moved).count()
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+    run = SyncRun.objects.first()
+    assert (run.added, run.updated, run.unchanged, run.removed) == (1, 1, 158, 1)
+    gone.refresh_from_db()
+    assert gone.missing_since is not None
+    assert connection.accounts.filter(missing_since=None).count() == 160
+    # one new change point per service of the account whose count moved, none for the rest
+    assert UsageSnapshot.objects.filter(account=moved).count() == 2 * snapshots
+    readded = connection.accounts.get(external_id=gone.raw["id"].__str__())
+    assert set(
+        UsageSnapshot.objects.filter(sync_run_id=run.pk).values_list("account", flat=True)
+    ) == {
+        moved.pk,
+        readded.pk,
+    }
