@@ -1,12 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from reconcile.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PASSWORD
 from reconcile.tenancy import services
 from reconcile.tenancy.models import Membership
-
-DEMO_EMAIL = "demo@trueup.example"
-DEMO_PASSWORD = "trueup-demo-2026"
-DEMO_ORGANIZATION = "Demo MSP"
 
 
 class Command(BaseCommand):

@@ -1,0 +1,5 @@
+"""The demo organization `make run` creates, and its login (development only)."""
+
+DEMO_EMAIL = "demo@trueup.example"
+DEMO_PASSWORD = "trueup-demo-2026"
+DEMO_ORGANIZATION = "Demo MSP"
