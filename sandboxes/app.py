@@ -25,16 +25,7 @@ SANDBOX_MODULES = ["knowbe4", "connectwise", "autotask", "halo"]
 
 
 def _load_modules() -> dict[str, ModuleType]:
-    loaded = {}
-    for name in SANDBOX_MODULES:
-        try:
-            loaded[name] = importlib.import_module(f"sandboxes.{name}")
-        except ModuleNotFoundError as exc:
-            # The PSA sandboxes are being added: serve those that exist so far. A sandbox that
-            # exists but fails to import (a missing dependency inside it) is still an error.
-            if exc.name != f"sandboxes.{name}":
-                raise
-    return loaded
+    return {name: importlib.import_module(f"sandboxes.{name}") for name in SANDBOX_MODULES}
 
 
 def build_app(knowbe4_schema: str = "2023") -> Starlette:
