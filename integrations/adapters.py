@@ -2,7 +2,7 @@
 
 An adapter is built from a connection's base URL and decrypted credential, talks to the vendor
 over HTTP, and hands back plain records; it never touches the database. Errors are raised as
-`VendorError` subclasses whose message a person can read on the connection page.
+`reconcile.errors` exceptions whose message a person can read on the connection page.
 """
 
 import datetime
@@ -54,30 +54,6 @@ class ConnectionCheck:
     account_count: int | None = None
 
 
-class VendorError(Exception):
-    """A vendor call failed; `str(error)` is the message shown to people."""
-
-
-class CredentialRejected(VendorError):
-    pass
-
-
-class Unreachable(VendorError):
-    pass
-
-
-class RateLimited(VendorError):
-    pass
-
-
-class VendorFault(VendorError):
-    """The vendor answered with a server error (5xx)."""
-
-
-class BadAnswer(VendorError):
-    """The vendor answered, but not with what its API documents."""
-
-
 class VendorAdapter(ABC):
     kind: str
 
@@ -88,7 +64,7 @@ class VendorAdapter(ABC):
 
     @abstractmethod
     def test(self) -> ConnectionCheck:
-        """The cheapest authenticated call; raises VendorError when it fails."""
+        """The cheapest authenticated call; raises ExternalAPIError when it fails."""
 
     @abstractmethod
     def iter_account_pages(self) -> Iterator[AccountPage]:

@@ -4,11 +4,11 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 
 from integrations import services
-from integrations.adapters import VendorError
 from integrations.knowbe4.client import graphql_url, region_label
 from integrations.knowbe4.forms import ConnectForm, DisconnectForm, RotateForm
 from integrations.knowbe4.partner import PartnerAdapter
 from integrations.models import VendorAccount, VendorConnection
+from reconcile.errors import ExternalAPIError
 from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
@@ -31,7 +31,7 @@ def connect_knowbe4(request):
         adapter = PartnerAdapter(base_url=url, credential=data["api_key"])
         try:
             check = adapter.test()
-        except VendorError as error:
+        except ExternalAPIError as error:
             form.add_error(None, str(error))
         else:
             connection = services.connect(
@@ -98,7 +98,7 @@ def rotate_key(request, connection_id):
         )
         try:
             check = adapter.test()
-        except VendorError as error:
+        except ExternalAPIError as error:
             form.add_error("api_key", str(error))
         else:
             services.rotate_credential(

@@ -20,15 +20,15 @@ from gql.transport.exceptions import (
 from gql.transport.httpx import HTTPXTransport
 from graphql import GraphQLError, GraphQLSchema
 
-from integrations.adapters import (
+from reconcile import http
+from reconcile.errors import (
     BadAnswer,
     CredentialRejected,
+    ExternalAPIError,
     RateLimited,
+    ServerFault,
     Unreachable,
-    VendorError,
-    VendorFault,
 )
-from reconcile import http
 
 REGIONS = {
     "us": "United States",
@@ -129,7 +129,7 @@ class GraphQLClient:
             self.http_seconds += time.monotonic() - started
 
 
-def _http_error(status: int | None, where: str) -> VendorError:
+def _http_error(status: int | None, where: str) -> ExternalAPIError:
     if status in (401, 403):
         return CredentialRejected(
             f"KnowBe4 rejected the API key (HTTP {status}). Check that the key is a partner "
@@ -142,7 +142,7 @@ def _http_error(status: int | None, where: str) -> VendorError:
             f"{settings.TRUEUP_HTTP_RETRIES} retries. Try again in a few minutes."
         )
     if status and status >= 500:
-        return VendorFault(f"KnowBe4 at {where} answered with a server error (HTTP {status}).")
+        return ServerFault(f"KnowBe4 at {where} answered with a server error (HTTP {status}).")
     return BadAnswer(f"KnowBe4 at {where} answered HTTP {status}.")
 
 

@@ -21,12 +21,12 @@ from django.conf import settings
 from integrations.adapters import (
     AccountPage,
     AccountRecord,
-    BadAnswer,
     ConnectionCheck,
     ServiceUsage,
     VendorAdapter,
 )
 from integrations.knowbe4.client import GraphQLClient
+from reconcile.errors import BadAnswer
 
 SCHEMA_FIELDS = {
     # generation: (seats field, active users field)

@@ -13,8 +13,8 @@ from django_q.tasks import async_task
 
 from integrations import registry
 from integrations import services as vendor_services
-from integrations.adapters import VendorError
 from integrations.models import VendorConnection
+from reconcile.errors import ExternalAPIError
 from reconcile.sync.models import SyncRun
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def run_sync(run_id: int) -> SyncRun | None:
     except Exception as error:
         if staging:
             staging.discard()
-        if isinstance(error, VendorError):
+        if isinstance(error, ExternalAPIError):
             return _fail(run, connection, error, str(error))
         logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
         return _fail(

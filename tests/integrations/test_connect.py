@@ -151,7 +151,7 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
         owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
     connection.refresh_from_db()
     failed = SyncRun.objects.first()
-    assert (failed.state, failed.progress_done, failed.error_class) == ("failed", 2, "VendorFault")
+    assert (failed.state, failed.progress_done, failed.error_class) == ("failed", 2, "ServerFault")
     assert connection.state == VendorConnection.State.ERROR
     assert "server error (HTTP 500)" in connection.last_error
     assert dict(connection.accounts.values_list("external_id", "active_users")) == good

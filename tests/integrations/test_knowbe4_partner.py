@@ -2,14 +2,8 @@
 
 import pytest
 
-from integrations.adapters import (
-    BadAnswer,
-    CredentialRejected,
-    RateLimited,
-    Unreachable,
-    VendorFault,
-)
 from integrations.knowbe4.partner import PartnerAdapter
+from reconcile.errors import BadAnswer, CredentialRejected, RateLimited, ServerFault, Unreachable
 from sandboxes.data import PARTNERS, customers, partner_by_slug
 
 
@@ -85,7 +79,7 @@ def test_server_error_mid_paging_is_a_vendor_fault(sandbox):
     partner = adapter(sandbox, "flaky", per=25)
     pages = partner.iter_account_pages()
     assert len(next(pages).accounts) == 25
-    with pytest.raises(VendorFault, match="HTTP 500"):
+    with pytest.raises(ServerFault, match="HTTP 500"):
         next(pages)
     assert flaky.size == 150
 
