@@ -1,7 +1,5 @@
 """Vendor connections and their imported data: connect, rotate, disconnect, store an import."""
 
-from dataclasses import asdict, dataclass
-
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +13,7 @@ from integrations.models import (
     VendorConnection,
     VendorService,
 )
-from reconcile.bulk import insert_rows
+from reconcile.bulk import ImportCounts, insert_rows
 from reconcile.tenancy import audit
 
 ACCOUNT_FIELDS = [
@@ -32,17 +30,6 @@ ACCOUNT_FIELDS = [
 STAGED_ACCOUNT_FIELDS = ["sync_run_id", "external_id", "change", *ACCOUNT_FIELDS]
 STAGED_USAGE_FIELDS = ["sync_run_id", "external_id", "service_code", "active_users", "seats"]
 BATCH = 1000
-
-
-@dataclass
-class ImportCounts:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @transaction.atomic

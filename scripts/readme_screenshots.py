@@ -1,7 +1,7 @@
 """Take the README's screenshots from a running `make run` (http://127.0.0.1:8000).
 
-    make run            # in one terminal
-    .venv/bin/python scripts/readme_screenshots.py
+make run            # in one terminal
+.venv/bin/python scripts/readme_screenshots.py
 """
 
 import sys
@@ -20,8 +20,9 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
         page = browser.new_page(base_url=BASE, viewport={"width": 1280, "height": 800})
         page.goto("/login/")
         page.get_by_label("E-mail").fill(DEMO_EMAIL)

@@ -6,9 +6,10 @@ plain records; it never touches the database. Every failure is a `reconcile.erro
 whose message names what was wrong ("ConnectWise rejected the keys", "no such codebase").
 
 Reads page by page (`Page`), so the import can stage each page as it arrives. Writes are
-split so the service layer (psa.services.set_quantity) can make them idempotent: it reads the
-line (`read_line`), sends only what is still missing (`write_quantity`, which for a PSA that
-takes deltas sends `quantity - current`), then reads the line back to prove the PSA took it.
+split so the service layer (psa.services.set_quantity) can make them idempotent: it reads
+the line at the effective date (`read_line`), sends only what is still missing
+(`write_quantity`, which for a PSA that takes deltas sends `quantity - current`), then reads
+the line back to prove the PSA took it.
 """
 
 import datetime
@@ -146,8 +147,10 @@ class PSAAdapter(ABC):
         """Seat lines of the recurring containers of the chosen types (all types if empty)."""
 
     @abstractmethod
-    def read_line(self, key: LineKey) -> LineRecord:
-        """The line as the PSA bills it now (Autotask: the current period's units)."""
+    def read_line(self, key: LineKey, on: datetime.date | None = None) -> LineRecord:
+        """The line as the PSA bills it on `on` (default today). Only PSAs whose quantity
+        changes by period (Autotask's units from an adjustment's effective date) use `on`;
+        the service reads at the push's effective date so a retry sees an earlier push."""
 
     @abstractmethod
     def write_quantity(

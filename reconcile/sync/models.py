@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from integrations.models import VendorConnection
+from psa.models import PSAConnection
 from reconcile.tenancy.models import Organization
 
 
@@ -31,8 +32,12 @@ class SyncRun(models.Model):
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # Exactly one of the two: the vendor or the PSA connection this run imports.
     vendor_connection = models.ForeignKey(
-        VendorConnection, on_delete=models.CASCADE, related_name="sync_runs"
+        VendorConnection, on_delete=models.CASCADE, null=True, blank=True, related_name="sync_runs"
+    )
+    psa_connection = models.ForeignKey(
+        PSAConnection, on_delete=models.CASCADE, null=True, blank=True, related_name="sync_runs"
     )
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FULL)
@@ -62,11 +67,25 @@ class SyncRun(models.Model):
                 fields=["vendor_connection"],
                 condition=models.Q(state__in=["queued", "running"]),
                 name="one_active_run_per_vendor_connection",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["psa_connection"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="one_active_run_per_psa_connection",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(vendor_connection__isnull=True, psa_connection__isnull=False)
+                | models.Q(vendor_connection__isnull=False, psa_connection__isnull=True),
+                name="run_of_one_connection",
+            ),
         ]
 
     def __str__(self):
-        return f"Sync {self.pk} of {self.vendor_connection_id} ({self.state})"
+        return f"Sync {self.pk} of {self.connection} ({self.state})"
+
+    @property
+    def connection(self):
+        return self.vendor_connection or self.psa_connection
 
     @property
     def is_active(self) -> bool:

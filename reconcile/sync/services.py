@@ -14,19 +14,28 @@ from django_q.tasks import async_task
 from integrations import registry
 from integrations import services as vendor_services
 from integrations.models import VendorConnection
+from psa import services as psa_services
+from psa.models import PSAConnection
 from reconcile.errors import ExternalAPIError
 from reconcile.sync.models import SyncRun
 
 logger = logging.getLogger(__name__)
 
 
-def mark_stale_runs(connection: VendorConnection) -> int:
+def _scope(connection) -> dict:
+    """The SyncRun filter of a vendor or PSA connection."""
+    if isinstance(connection, PSAConnection):
+        return {"psa_connection": connection}
+    return {"vendor_connection": connection}
+
+
+def mark_stale_runs(connection) -> int:
     """Runs whose worker stopped reporting (killed, host lost) or never started become unknown."""
     cutoff = timezone.now() - timedelta(seconds=settings.TRUEUP_SYNC_STALE_AFTER)
     return SyncRun.objects.filter(
         Q(state=SyncRun.State.RUNNING, heartbeat_at__lt=cutoff)
         | Q(state=SyncRun.State.QUEUED, queued_at__lt=cutoff),
-        vendor_connection=connection,
+        **_scope(connection),
     ).update(
         state=SyncRun.State.UNKNOWN,
         finished_at=timezone.now(),
@@ -34,7 +43,7 @@ def mark_stale_runs(connection: VendorConnection) -> int:
     )
 
 
-def queue_sync(connection: VendorConnection, *, trigger: str, actor=None) -> SyncRun:
+def queue_sync(connection, *, trigger: str, actor=None) -> SyncRun:
     """Queue a run of `connection`, or return the one already queued or running."""
     mark_stale_runs(connection)
     try:
@@ -69,7 +78,7 @@ def claim(run_id: int) -> SyncRun | None:
     )
     if not claimed:
         return None
-    return SyncRun.objects.select_related("vendor_connection").get(pk=run_id)
+    return SyncRun.objects.select_related("vendor_connection", "psa_connection").get(pk=run_id)
 
 
 def _save_progress(run: SyncRun) -> None:
@@ -88,34 +97,23 @@ def prefetched(pages: Iterator) -> Iterator:
 
 
 def run_sync(run_id: int) -> SyncRun | None:
-    """Run a claimed sync to its end. The live data changes only in the final merge, after
-    every page was fetched; a failure leaves the last good import as it was."""
+    """Run a claimed sync to its end. The live data changes only once every page was
+    fetched; a failure leaves the last good import as it was."""
     run = claim(run_id)
     if run is None:
         return None
-    connection = run.vendor_connection
+    connection = run.connection
     run.note(f"Started ({run.get_trigger_display().lower()}).")
     _save_progress(run)
-    staging = None
     try:
-        adapter = registry.adapter_for(connection)
-        staging = vendor_services.AccountImport(connection, run.pk)
-        for page in prefetched(adapter.iter_account_pages()):
-            run.progress_done, run.progress_total = page.number, page.total_pages
-            run.note(
-                f"Fetched page {page.number} of {page.total_pages} ({len(page.accounts)} accounts)."
-            )
-            with transaction.atomic():  # one commit per page: its staged rows and progress
-                staging.stage(page.accounts)
-                _save_progress(run)
-        counts = staging.finish()
-        vendor_services.mark_succeeded(connection, adapter.api_schema)
+        if run.psa_connection_id:
+            counts = _import_psa(run, connection)
+        else:
+            counts = _import_vendor(run, connection)
+    except ExternalAPIError as error:
+        return _fail(run, connection, error, str(error))
     except Exception as error:
-        if staging:
-            staging.discard()
-        if isinstance(error, ExternalAPIError):
-            return _fail(run, connection, error, str(error))
-        logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
+        logger.exception("Sync run %s of %s crashed", run.pk, connection)
         return _fail(
             run,
             connection,
@@ -127,21 +125,73 @@ def run_sync(run_id: int) -> SyncRun | None:
         setattr(run, field, value)
     run.state = SyncRun.State.SUCCEEDED
     run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def _import_vendor(run: SyncRun, connection: VendorConnection):
+    adapter = registry.adapter_for(connection)
+    staging = vendor_services.AccountImport(connection, run.pk)
+    try:
+        for page in prefetched(adapter.iter_account_pages()):
+            run.progress_done, run.progress_total = page.number, page.total_pages
+            run.note(
+                f"Fetched page {page.number} of {page.total_pages} ({len(page.accounts)} accounts)."
+            )
+            with transaction.atomic():  # one commit per page: its staged rows and progress
+                staging.stage(page.accounts)
+                _save_progress(run)
+        counts = staging.finish()
+    except Exception:
+        staging.discard()
+        raise
+    vendor_services.mark_succeeded(connection, adapter.api_schema)
     stored = counts.added + counts.updated + counts.unchanged
     run.note(
         f"Stored {stored} accounts: {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged, {counts.removed} no longer listed."
     )
-    run.save()
-    return run
+    return counts
 
 
-def _fail(run: SyncRun, connection: VendorConnection, error: Exception, message: str) -> SyncRun:
+def _import_psa(run: SyncRun, connection: PSAConnection):
+    adapter = psa_services.adapter_for(connection)
+    staging = psa_services.PSAImport(connection)
+    steps = [
+        ("companies", adapter.iter_companies(), staging.add_companies),
+        ("products", adapter.iter_products(), staging.add_products),
+        (
+            "billing lines",
+            adapter.iter_billing_lines(connection.container_type_ids),
+            staging.add_lines,
+        ),
+    ]
+    for label, pages, add in steps:
+        for page in prefetched(pages):
+            add(page.items)
+            run.progress_done += 1
+            of = f" of {page.total_pages}" if page.total_pages else ""
+            run.note(f"Fetched {label} page {page.number}{of} ({len(page.items)}).")
+            _save_progress(run)
+    counts = staging.finish()
+    psa_services.mark_succeeded(connection)
+    for label, count in counts.items():
+        run.note(
+            f"{label.capitalize()}: {count.added} added, {count.updated} updated, "
+            f"{count.unchanged} unchanged, {count.removed} no longer listed."
+        )
+    return counts["lines"]
+
+
+def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
     run.state = SyncRun.State.FAILED
     run.finished_at = timezone.now()
     run.error_class = type(error).__name__
     run.error_message = message
     run.note(message, level="error")
     run.save()
-    vendor_services.mark_failed(connection, message)
+    if isinstance(connection, PSAConnection):
+        psa_services.mark_failed(connection, message)
+    else:
+        vendor_services.mark_failed(connection, message)
     return run
