@@ -5,7 +5,6 @@ from integrations import views
 app_name = "integrations"
 
 urlpatterns = [
-    path("", views.index, name="index"),
     path("knowbe4/connect/", views.connect_knowbe4, name="connect_knowbe4"),
     path("<int:connection_id>/", views.detail, name="detail"),
     path("<int:connection_id>/accounts/", views.accounts, name="accounts"),

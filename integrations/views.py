@@ -14,14 +14,6 @@ from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
 
-@member_required()
-def index(request):
-    connections = VendorConnection.objects.filter(organization=request.organization).annotate(
-        account_count=Count("accounts", filter=Q(accounts__missing_since=None))
-    )
-    return render(request, "integrations/index.html", {"connections": connections})
-
-
 @member_required(Role.OWNER)
 def connect_knowbe4(request):
     form = ConnectForm(request.POST or None)
@@ -122,7 +114,7 @@ def disconnect(request, connection_id):
     if request.method == "POST" and form.is_valid():
         services.disconnect(connection, request.user)
         messages.success(request, f"{connection} was disconnected and its data deleted.")
-        return redirect("integrations:index")
+        return redirect("integrations")
     return render(
         request,
         "integrations/disconnect.html",

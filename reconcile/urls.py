@@ -9,6 +9,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", logout_view, name="logout"),
     path("", include("reconcile.tenancy.urls")),
-    path("integrations/", include("integrations.urls")),
+    path("integrations/", views.integrations, name="integrations"),
+    path("integrations/vendor/", include("integrations.urls")),
+    path("integrations/psa/", include("psa.urls")),
     path("sync/", include("reconcile.sync.urls")),
 ]

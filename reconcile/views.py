@@ -2,6 +2,7 @@ from django.db.models import Count, Q, Sum
 from django.shortcuts import render
 
 from integrations.models import VendorAccount, VendorConnection
+from psa.models import PSAConnection
 from reconcile.tenancy.access import member_required
 
 
@@ -16,3 +17,19 @@ def home(request):
         organization=organization, missing_since=None, status=VendorAccount.Status.ACTIVE
     ).aggregate(accounts=Count("id"), users=Sum("active_users"), seats=Sum("seats_purchased"))
     return render(request, "home.html", {"connections": connections, "totals": totals})
+
+
+@member_required()
+def integrations(request):
+    """Every connection of the organization, vendor and PSA side, and the cards to add more."""
+    return render(
+        request,
+        "integrations.html",
+        {
+            "connections": VendorConnection.objects.filter(
+                organization=request.organization
+            ).annotate(account_count=Count("accounts", filter=Q(accounts__missing_since=None))),
+            "psa_connections": PSAConnection.objects.filter(organization=request.organization),
+            "psa_kinds": PSAConnection.Kind.choices,
+        },
+    )

@@ -31,6 +31,7 @@ negative quantities are refused with InvalidObject; billedQuantity = quantity - 
 no rate limit unless `rate_limit_per_minute` is set (ConnectWise publishes no number).
 """
 
+import copy
 import datetime
 import re
 import uuid
@@ -769,6 +770,10 @@ def _additions(request: Request, body, caller: _Caller, tenant: _Tenant, agreeme
         _log(caller, "DELETE", addition, {"deleted": [addition["quantity"], None]})
         return Response(status_code=204)
     changes = _patch_changes(body) if method == "PATCH" else _body_changes(body, tenant, False)
+    if control.fault("ignore_writes"):
+        answered = copy.deepcopy(addition)
+        _apply(answered, changes)
+        return JSONResponse(_without_nulls(answered))
     _log(caller, method, addition, _apply(addition, changes))
     return JSONResponse(_without_nulls(addition))
 

@@ -48,6 +48,9 @@ COMMON_FAULTS = {
     "delay_seconds": 0.0,
     "html_errors": False,
     "reject_writes": None,
+    # Answer a write as if it were applied without applying it (a PSA workflow that reverts
+    # it, a replica that lags): what a read-back must catch.
+    "ignore_writes": False,
 }
 _FAULT_TYPES = {
     "fail_on_requests": list,

@@ -30,7 +30,7 @@ def objects(organization, owner):
 # (url name, object kind for the id or None, member's GET status, owner-only)
 PAGES = [
     ("home", None),
-    ("integrations:index", None),
+    ("integrations", None),
     ("tenancy:members", None),
     ("tenancy:settings", None),
     ("integrations:detail", "connection"),
@@ -55,7 +55,10 @@ OBJECT_POSTS = [
 
 
 def url(name, kind, objects):
-    return reverse(name, args=[objects[kind]] if kind else [])
+    args = [objects[kind]] if kind else []
+    if name.startswith("sync:") and kind == "connection":
+        args = ["vendor", *args]
+    return reverse(name, args=args)
 
 
 @pytest.mark.parametrize("name, kind", PAGES + OWNER_PAGES)

@@ -7,177 +7,389 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenancy', '0001_initial'),
+        ("tenancy", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PSAConnection',
+            name="PSAConnection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('connectwise', 'ConnectWise PSA'), ('autotask', 'Autotask PSA'), ('halo', 'HaloPSA')], max_length=32)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('settings', models.JSONField(default=dict)),
-                ('secrets_encrypted', models.TextField(blank=True)),
-                ('secret_hint', models.CharField(blank=True, max_length=8)),
-                ('container_type_ids', models.JSONField(default=list)),
-                ('container_type_names', models.JSONField(default=list)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('active', 'Active'), ('error', 'Error'), ('disabled', 'Disabled')], default='pending', max_length=16)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='psa_connections', to='tenancy.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("connectwise", "ConnectWise PSA"),
+                            ("autotask", "Autotask PSA"),
+                            ("halo", "HaloPSA"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("settings", models.JSONField(default=dict)),
+                ("secrets_encrypted", models.TextField(blank=True)),
+                ("secret_hint", models.CharField(blank=True, max_length=8)),
+                ("container_type_ids", models.JSONField(default=list)),
+                ("container_type_names", models.JSONField(default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("active", "Active"),
+                            ("error", "Error"),
+                            ("disabled", "Disabled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="psa_connections",
+                        to="tenancy.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='PSACompany',
+            name="PSACompany",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('raw', models.JSONField(default=dict)),
-                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('missing_since', models.DateTimeField(blank=True, null=True)),
-                ('name', models.CharField(max_length=300)),
-                ('identifier', models.CharField(blank=True, max_length=100)),
-                ('active', models.BooleanField(default=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='psa.psaconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                ("raw", models.JSONField(default=dict)),
+                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("missing_since", models.DateTimeField(blank=True, null=True)),
+                ("name", models.CharField(max_length=300)),
+                ("identifier", models.CharField(blank=True, max_length=100)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="psa.psaconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='BillingContainer',
+            name="BillingContainer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('raw', models.JSONField(default=dict)),
-                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('missing_since', models.DateTimeField(blank=True, null=True)),
-                ('kind', models.CharField(max_length=32)),
-                ('type_name', models.CharField(blank=True, max_length=200)),
-                ('name', models.CharField(blank=True, max_length=300)),
-                ('status', models.CharField(blank=True, max_length=64)),
-                ('start_date', models.DateField(blank=True, null=True)),
-                ('end_date', models.DateField(blank=True, null=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
-                ('company', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='containers', to='psa.psacompany')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='psa.psaconnection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                ("raw", models.JSONField(default=dict)),
+                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("missing_since", models.DateTimeField(blank=True, null=True)),
+                ("kind", models.CharField(max_length=32)),
+                ("type_name", models.CharField(blank=True, max_length=200)),
+                ("name", models.CharField(blank=True, max_length=300)),
+                ("status", models.CharField(blank=True, max_length=64)),
+                ("start_date", models.DateField(blank=True, null=True)),
+                ("end_date", models.DateField(blank=True, null=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
+                (
+                    "company",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="containers",
+                        to="psa.psacompany",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="psa.psaconnection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PSAProduct',
+            name="PSAProduct",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('raw', models.JSONField(default=dict)),
-                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('missing_since', models.DateTimeField(blank=True, null=True)),
-                ('identifier', models.CharField(blank=True, max_length=100)),
-                ('name', models.CharField(max_length=300)),
-                ('description', models.TextField(blank=True)),
-                ('unit_price', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
-                ('unit_cost', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
-                ('active', models.BooleanField(default=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='psa.psaconnection')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                ("raw", models.JSONField(default=dict)),
+                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("missing_since", models.DateTimeField(blank=True, null=True)),
+                ("identifier", models.CharField(blank=True, max_length=100)),
+                ("name", models.CharField(max_length=300)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "unit_price",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True),
+                ),
+                (
+                    "unit_cost",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True),
+                ),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="psa.psaconnection",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='BillingLine',
+            name="BillingLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=64)),
-                ('raw', models.JSONField(default=dict)),
-                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('missing_since', models.DateTimeField(blank=True, null=True)),
-                ('description', models.CharField(blank=True, max_length=500)),
-                ('quantity', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('included_quantity', models.DecimalField(decimal_places=2, default=0, max_digits=12)),
-                ('unit_price', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
-                ('effective_date', models.DateField(blank=True, null=True)),
-                ('cancelled_date', models.DateField(blank=True, null=True)),
-                ('read_only_reason', models.CharField(blank=True, max_length=300)),
-                ('container', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='psa.billingcontainer')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
-                ('company', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='billing_lines', to='psa.psacompany')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='psa.psaconnection')),
-                ('product', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='billing_lines', to='psa.psaproduct')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=64)),
+                ("raw", models.JSONField(default=dict)),
+                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("missing_since", models.DateTimeField(blank=True, null=True)),
+                ("description", models.CharField(blank=True, max_length=500)),
+                ("quantity", models.DecimalField(decimal_places=2, max_digits=12)),
+                (
+                    "included_quantity",
+                    models.DecimalField(decimal_places=2, default=0, max_digits=12),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True),
+                ),
+                ("effective_date", models.DateField(blank=True, null=True)),
+                ("cancelled_date", models.DateField(blank=True, null=True)),
+                ("read_only_reason", models.CharField(blank=True, max_length=300)),
+                (
+                    "container",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="psa.billingcontainer",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
+                (
+                    "company",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="billing_lines",
+                        to="psa.psacompany",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="psa.psaconnection",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="billing_lines",
+                        to="psa.psaproduct",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['container', 'id'],
+                "ordering": ["container", "id"],
             },
         ),
         migrations.CreateModel(
-            name='QuantityPush',
+            name="QuantityPush",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line_repr', models.CharField(max_length=300)),
-                ('actor_email', models.CharField(blank=True, max_length=254)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('old_quantity', models.DecimalField(decimal_places=2, max_digits=12, null=True)),
-                ('requested_quantity', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('sent_change', models.DecimalField(decimal_places=2, max_digits=12, null=True)),
-                ('readback_quantity', models.DecimalField(decimal_places=2, max_digits=12, null=True)),
-                ('effective_date', models.DateField(null=True)),
-                ('outcome', models.CharField(choices=[('confirmed', 'Confirmed'), ('rejected', 'Rejected by the PSA'), ('unconfirmed', 'Unconfirmed (read-back differs)'), ('failed', 'Failed (no answer)'), ('refused', 'Refused before sending')], max_length=16)),
-                ('message', models.TextField(blank=True)),
-                ('status_code', models.IntegerField(null=True)),
-                ('body_excerpt', models.TextField(blank=True)),
-                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('line', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='pushes', to='psa.billingline')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("line_repr", models.CharField(max_length=300)),
+                ("actor_email", models.CharField(blank=True, max_length=254)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("old_quantity", models.DecimalField(decimal_places=2, max_digits=12, null=True)),
+                ("requested_quantity", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("sent_change", models.DecimalField(decimal_places=2, max_digits=12, null=True)),
+                (
+                    "readback_quantity",
+                    models.DecimalField(decimal_places=2, max_digits=12, null=True),
+                ),
+                ("effective_date", models.DateField(null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("confirmed", "Confirmed"),
+                            ("rejected", "Rejected by the PSA"),
+                            ("unconfirmed", "Unconfirmed (read-back differs)"),
+                            ("failed", "Failed (no answer)"),
+                            ("refused", "Refused before sending"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("status_code", models.IntegerField(null=True)),
+                ("body_excerpt", models.TextField(blank=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "line",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="pushes",
+                        to="psa.billingline",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='psacompany',
-            index=models.Index(fields=['organization', 'name'], name='psa_psacomp_organiz_c6b9f4_idx'),
+            model_name="psacompany",
+            index=models.Index(
+                fields=["organization", "name"], name="psa_psacomp_organiz_c6b9f4_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='psacompany',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='psa_company_once'),
+            model_name="psacompany",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="psa_company_once"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='billingcontainer',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='container_once'),
+            model_name="billingcontainer",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="container_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='psaproduct',
-            index=models.Index(fields=['connection', 'identifier'], name='psa_psaprod_connect_2c3188_idx'),
+            model_name="psaproduct",
+            index=models.Index(
+                fields=["connection", "identifier"], name="psa_psaprod_connect_2c3188_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='psaproduct',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='psa_product_once'),
+            model_name="psaproduct",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="psa_product_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='billingline',
-            index=models.Index(fields=['organization', 'company', 'product'], name='psa_billing_organiz_55396d_idx'),
+            model_name="billingline",
+            index=models.Index(
+                fields=["organization", "company", "product"], name="psa_billing_organiz_55396d_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='billingline',
-            constraint=models.UniqueConstraint(fields=('connection', 'external_id'), name='line_once'),
+            model_name="billingline",
+            constraint=models.UniqueConstraint(
+                fields=("connection", "external_id"), name="line_once"
+            ),
         ),
     ]

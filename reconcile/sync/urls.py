@@ -5,7 +5,9 @@ from reconcile.sync import views
 app_name = "sync"
 
 urlpatterns = [
-    path("vendor/<int:connection_id>/status/", views.connection_status, name="connection_status"),
-    path("vendor/<int:connection_id>/run/", views.sync_now, name="sync_now"),
+    path(
+        "<str:kind>/<int:connection_id>/status/", views.connection_status, name="connection_status"
+    ),
+    path("<str:kind>/<int:connection_id>/run/", views.sync_now, name="sync_now"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
 ]

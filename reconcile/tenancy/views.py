@@ -37,7 +37,7 @@ def signup(request):
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_KEY] = organization.pk
         messages.success(request, f"Welcome! {organization.name} is ready: connect KnowBe4 next.")
-        return redirect("integrations:index")
+        return redirect("integrations")
     return render(request, "tenancy/signup.html", {"form": form})
 
 
@@ -52,7 +52,7 @@ def no_organization(request):
             form.cleaned_data["name"], request.user, form.cleaned_data["currency"]
         )
         request.session[SESSION_KEY] = organization.pk
-        return redirect("integrations:index")
+        return redirect("integrations")
     return render(request, "tenancy/no_organization.html", {"form": form})
 
 

@@ -41,7 +41,7 @@ def test_owner_connects_knowbe4_and_sees_the_accounts(
         page.get_by_role("button", name="↻ Refresh").click()
         page.wait_for_timeout(500)
     expect(state).to_have_text("Active")
-    expect(page.get_by_test_id("account-count")).to_have_text(str(len(customers("demo"))))
+    expect(page.get_by_test_id("item-count")).to_have_text(str(len(customers("demo"))))
     screenshot("04-active")
     page.get_by_role("link", name="Import finished: refresh to see the data").click()
     expect(page.get_by_role("cell", name="KnowBe4 SAT Diamond")).to_be_visible()

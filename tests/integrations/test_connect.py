@@ -53,9 +53,9 @@ def test_the_worker_imports_every_account_and_the_connection_becomes_active(
     assert VendorService.objects.filter(connection=connection).exists()
     assert UsageSnapshot.objects.filter(sync_run_id=run.pk).count() >= 160
     status = owner_client.get(
-        reverse("sync:connection_status", args=[connection.pk]), HTTP_HX_REQUEST="true"
+        reverse("sync:connection_status", args=["vendor", connection.pk]), HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert "Active" in status and '<strong data-testid="account-count">160</strong>' in status
+    assert "Active" in status and '<strong data-testid="item-count">160</strong>' in status
 
 
 def test_the_current_schema_generation_is_detected_and_recorded(
@@ -131,7 +131,7 @@ def test_only_owners_see_and_post_the_connect_form(client, member_factory, sandb
     assert client.get(reverse("integrations:connect_knowbe4")).status_code == 403
     assert connect(client, sandbox.demo_key).status_code == 403
     assert not VendorConnection.objects.exists()
-    assert client.get(reverse("integrations:index")).status_code == 200
+    assert client.get(reverse("integrations")).status_code == 200
 
 
 def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
@@ -148,7 +148,7 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
     # introspection, page 1, page 2, then page 3 answers 500
     sandbox.set_key(sandbox.demo_key, fail_on_requests=[sent + 4])
     with django_capture_on_commit_callbacks(execute=True):
-        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+        owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
     connection.refresh_from_db()
     failed = SyncRun.objects.first()
     assert (failed.state, failed.progress_done, failed.error_class) == ("failed", 2, "ServerFault")
@@ -159,10 +159,10 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
     assert not StagedAccount.objects.exists() and not StagedUsage.objects.exists()
     page = owner_client.get(reverse("integrations:detail", args=[connection.pk])).content.decode()
     assert "The last import failed" in page and "Retry import" in page
-    assert "160 accounts of the last good import are kept" in page
+    assert "160 customer accounts of the last good import are kept" in page
 
     with django_capture_on_commit_callbacks(execute=True):
-        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+        owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
     connection.refresh_from_db()
     assert connection.state == VendorConnection.State.ACTIVE and connection.last_error == ""
     retried = SyncRun.objects.first()
@@ -181,7 +181,7 @@ def test_the_key_is_encrypted_at_rest_and_never_rendered_or_audited(owner_client
     assert key not in stored and key[-12:] not in stored
     assert connection.credential() == key
     for url in [
-        reverse("integrations:index"),
+        reverse("integrations"),
         reverse("integrations:detail", args=[connection.pk]),
         reverse("integrations:rotate", args=[connection.pk]),
         reverse("tenancy:activity"),
@@ -248,7 +248,7 @@ def test_several_knowbe4_connections_per_organization(owner_client, sandbox):
     connect(owner_client, sandbox.demo_key)
     connect(owner_client, partner_by_slug("northwind").key, "eu", description="Northwind EU")
     assert VendorConnection.objects.count() == 2
-    assert "Northwind EU" in owner_client.get(reverse("integrations:index")).content.decode()
+    assert "Northwind EU" in owner_client.get(reverse("integrations")).content.decode()
 
 
 def test_a_second_import_records_changes_and_vanished_accounts(
@@ -264,7 +264,7 @@ def test_a_second_import_records_changes_and_vanished_accounts(
     moved.save()
     snapshots = UsageSnapshot.objects.filter(account=moved).count()
     with django_capture_on_commit_callbacks(execute=True):
-        owner_client.post(reverse("sync:sync_now", args=[connection.pk]))
+        owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
     run = SyncRun.objects.first()
     assert (run.added, run.updated, run.unchanged, run.removed) == (1, 1, 158, 1)
     gone.refresh_from_db()

@@ -19,7 +19,7 @@ def signup_data(**overrides):
 def test_sign_up_creates_organization_with_its_first_owner(client):
     response = client.post(reverse("tenancy:signup"), signup_data())
     assert response.status_code == 302
-    assert response.url == reverse("integrations:index")
+    assert response.url == reverse("integrations")
     organization = Organization.objects.get(name="Blue Harbor IT")
     membership = Membership.objects.get(organization=organization)
     assert membership.user.email == "ana@blueharbor.example"
@@ -63,7 +63,7 @@ def test_sign_up_can_be_switched_off(client, settings):
 
 
 def test_pages_need_sign_in(client):
-    response = client.get(reverse("integrations:index"))
+    response = client.get(reverse("integrations"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
 

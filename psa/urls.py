@@ -1,0 +1,17 @@
+from django.urls import path
+
+from psa import views
+
+app_name = "psa"
+
+urlpatterns = [
+    path("connect/<str:kind>/", views.connect, name="connect"),
+    path("connect/<str:kind>/test/", views.test_connection, name="test"),
+    path("<int:connection_id>/", views.detail, name="detail"),
+    path("<int:connection_id>/types/", views.choose_types, name="types"),
+    path("<int:connection_id>/companies/", views.companies, name="companies"),
+    path("<int:connection_id>/products/", views.products, name="products"),
+    path("<int:connection_id>/lines/", views.lines, name="lines"),
+    path("<int:connection_id>/rotate/", views.rotate, name="rotate"),
+    path("<int:connection_id>/disconnect/", views.disconnect, name="disconnect"),
+]

@@ -1,0 +1,185 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from psa import services
+from psa.adapters.registry import adapter_class
+from psa.forms import FORMS, ContainerTypesForm, DisconnectForm
+from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct
+from reconcile.errors import ExternalAPIError
+from reconcile.signals import request_sync
+from reconcile.tenancy.access import get_for_org, member_required
+from reconcile.tenancy.models import Role
+
+
+def _form_class(kind: str):
+    if kind not in FORMS:
+        raise Http404("No such PSA")
+    return FORMS[kind]
+
+
+def _check(kind: str, form):
+    """Test the credentials; returns (ConnectionCheck, None) or (None, error message)."""
+    adapter = adapter_class(kind)(settings=form.settings(), secrets=form.secrets())
+    try:
+        return adapter.test(), None
+    except ExternalAPIError as error:
+        return None, str(error)
+
+
+@member_required(Role.OWNER)
+def connect(request, kind):
+    form = _form_class(kind)(request.POST or None)
+    label = PSAConnection.Kind(kind).label
+    if request.method == "POST" and form.is_valid():
+        check, error = _check(kind, form)
+        if error:
+            form.add_error(None, error)
+        else:
+            connection = services.connect(
+                request.organization,
+                request.user,
+                kind=kind,
+                settings=form.settings() | check.settings,
+                secrets=form.secrets(),
+                description=form.cleaned_data["description"],
+            )
+            messages.success(request, check.message)
+            return redirect("psa:types", connection.pk)
+    return render(request, "psa/connect.html", {"form": form, "kind": kind, "label": label})
+
+
+@require_POST
+@member_required(Role.OWNER)
+def test_connection(request, kind):
+    """Answer "does this work?" before anything is saved (htmx partial)."""
+    form = _form_class(kind)(request.POST)
+    check, error = (None, None)
+    if form.is_valid():
+        check, error = _check(kind, form)
+    else:
+        error = "Fill in the marked fields first."
+    return render(request, "psa/_test_result.html", {"check": check, "error": error})
+
+
+@member_required(Role.OWNER)
+def choose_types(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    try:
+        options = services.adapter_for(connection).container_types()
+    except ExternalAPIError as error:
+        return render(request, "psa/types.html", {"connection": connection, "error": str(error)})
+    choices = [(option.external_id, option.name) for option in options]
+    chosen = connection.container_type_ids or [value for value, _ in choices]
+    form = ContainerTypesForm(request.POST or None, choices=choices, initial={"types": chosen})
+    if request.method == "POST" and form.is_valid():
+        picked = [o for o in options if o.external_id in form.cleaned_data["types"]]
+        services.choose_container_types(connection, request.user, picked)
+        request_sync(connection, trigger="connect", actor=request.user)
+        return redirect("psa:detail", connection.pk)
+    return render(request, "psa/types.html", {"connection": connection, "form": form})
+
+
+@member_required()
+def detail(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    lines = BillingLine.objects.filter(connection=connection, missing_since=None)
+    return render(
+        request,
+        "psa/detail.html",
+        {
+            "connection": connection,
+            "company_count": PSACompany.objects.filter(
+                connection=connection, missing_since=None
+            ).count(),
+            "product_count": PSAProduct.objects.filter(
+                connection=connection, missing_since=None
+            ).count(),
+            "line_count": lines.count(),
+            "read_only_count": lines.exclude(read_only_reason="").count(),
+            "runs": connection.sync_runs.all()[:10],
+        },
+    )
+
+
+def _browse(request, connection, queryset, search_fields, template):
+    query = request.GET.get("q", "").strip()[:100]
+    if query:
+        condition = Q()
+        for field in search_fields:
+            condition |= Q(**{f"{field}__icontains": query})
+        queryset = queryset.filter(condition)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    context = {"connection": connection, "page": page, "query": query}
+    if request.htmx and request.htmx.target == "results":
+        return render(request, f"{template}#results", context)
+    return render(request, template, context)
+
+
+@member_required()
+def companies(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    rows = PSACompany.objects.filter(connection=connection, missing_since=None).order_by("name")
+    return _browse(request, connection, rows, ["name", "identifier"], "psa/companies.html")
+
+
+@member_required()
+def products(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    rows = PSAProduct.objects.filter(connection=connection, missing_since=None).order_by("name")
+    return _browse(
+        request, connection, rows, ["name", "identifier", "description"], "psa/products.html"
+    )
+
+
+@member_required()
+def lines(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    rows = (
+        BillingLine.objects.filter(connection=connection, missing_since=None)
+        .select_related("company", "product", "container")
+        .order_by("company__name", "id")
+    )
+    return _browse(
+        request,
+        connection,
+        rows,
+        ["company__name", "product__name", "product__identifier", "description"],
+        "psa/lines.html",
+    )
+
+
+@member_required(Role.OWNER)
+def rotate(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    form_class = _form_class(connection.kind)
+    form = form_class(
+        request.POST or None, initial=connection.settings | {"description": connection.description}
+    )
+    if request.method == "POST" and form.is_valid():
+        check, error = _check(connection.kind, form)
+        if error:
+            form.add_error(None, error)
+        else:
+            services.rotate_secrets(
+                connection, request.user, form.secrets(), form.settings() | check.settings
+            )
+            messages.success(
+                request, f"The new credentials work and replaced the old ones. {check.message}"
+            )
+            return redirect("psa:detail", connection.pk)
+    return render(request, "psa/rotate.html", {"connection": connection, "form": form})
+
+
+@member_required(Role.OWNER)
+def disconnect(request, connection_id):
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    form = DisconnectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.disconnect(connection, request.user)
+        messages.success(request, f"{connection} was disconnected and its data deleted.")
+        return redirect("integrations")
+    return render(request, "psa/disconnect.html", {"connection": connection, "form": form})

@@ -1,0 +1,75 @@
+import httpx
+import pytest
+
+from psa import services
+from psa.adapters.registry import adapter_class
+from sandboxes import autotask, connectwise, halo
+
+KINDS = ["connectwise", "autotask", "halo"]
+
+
+def demo_settings_and_secrets(kind: str, base_url: str) -> tuple[dict, dict]:
+    """The demo partner's credentials for a PSA sandbox, split as the connect forms split them."""
+    if kind == "connectwise":
+        c = connectwise.demo_credentials(base_url)
+        return (
+            {"site": c["site"], "codebase": "", "client_id": c["client_id"]},
+            {key: c[key] for key in ("company_id", "public_key", "private_key")},
+        )
+    if kind == "autotask":
+        c = autotask.demo_credentials(base_url)
+        return (
+            {"zone_lookup_url": c["zone_lookup_url"], "zone_url": "", "username": c["username"]},
+            {"secret": c["secret"], "integration_code": c["integration_code"]},
+        )
+    c = halo.demo_credentials(base_url)
+    return (
+        {
+            "resource_server": c["resource_server"],
+            "auth_server": c["auth_server"],
+            "tenant": c["tenant"],
+        },
+        {"client_id": c["client_id"], "client_secret": c["client_secret"]},
+    )
+
+
+class PSASandbox:
+    def __init__(self, base_url: str, kind: str):
+        self.base_url, self.kind = base_url, kind
+
+    def faults(self, **faults):
+        response = httpx.post(f"{self.base_url}/_sandbox/{self.kind}/faults", json=faults)
+        response.raise_for_status()
+
+    def state(self) -> dict:
+        return httpx.get(f"{self.base_url}/_sandbox/{self.kind}/state").json()
+
+    def adapter(self, **settings):
+        base_settings, secrets = demo_settings_and_secrets(self.kind, self.base_url)
+        return adapter_class(self.kind)(settings=base_settings | settings, secrets=secrets)
+
+
+@pytest.fixture(params=KINDS)
+def psa_sandbox(request, sandbox):
+    return PSASandbox(sandbox.base_url, request.param)
+
+
+@pytest.fixture
+def make_psa_connection(sandbox, organization, owner, django_capture_on_commit_callbacks):
+    """Connect the demo PSA of `kind` and run its first import (tasks run inline)."""
+
+    def make(kind="connectwise", **settings):
+        base_settings, secrets = demo_settings_and_secrets(kind, sandbox.base_url)
+        base_settings |= settings
+        check = adapter_class(kind)(settings=base_settings, secrets=secrets).test()
+        connection = services.connect(
+            organization, owner, kind=kind, settings=base_settings | check.settings, secrets=secrets
+        )
+        from reconcile.signals import request_sync
+
+        with django_capture_on_commit_callbacks(execute=True):
+            request_sync(connection, trigger="connect", actor=owner)
+        connection.refresh_from_db()
+        return connection
+
+    return make
