@@ -47,6 +47,7 @@ from psa.adapters.base import (
     ProductRecord,
     PSAAdapter,
     WriteAnswer,
+    plain_json,
 )
 from reconcile import http
 from reconcile.errors import (
@@ -418,7 +419,7 @@ class AutotaskAdapter(PSAAdapter):
                     name=str(c.get("companyName") or "").strip(),
                     identifier=str(c.get("companyNumber") or ""),
                     active=bool(c.get("isActive", True)),
-                    raw=c,
+                    raw=plain_json(c),
                 )
                 for c in items
             ]
@@ -439,7 +440,7 @@ class AutotaskAdapter(PSAAdapter):
                     unit_price=_decimal(s.get("unitPrice")),
                     unit_cost=_decimal(s.get("unitCost")),
                     active=bool(s.get("isActive", True)),
-                    raw=s,
+                    raw=plain_json(s),
                 )
                 for s in items
             ]
@@ -501,7 +502,7 @@ class AutotaskAdapter(PSAAdapter):
             status="Active" if contract.get("status") == ACTIVE else "Inactive",
             start_date=_day(contract.get("startDate")),
             end_date=_day(contract.get("endDate")),
-            raw=contract,
+            raw=plain_json(contract),
         )
 
     def _line(
@@ -528,14 +529,16 @@ class AutotaskAdapter(PSAAdapter):
             effective_date=_day(row["startDate"]) if row else None,
             cancelled_date=cancelled,
             read_only_reason=reason,
-            raw={"contractService": service, "contract": contract, "currentUnits": row},
+            raw=plain_json({"contractService": service, "contract": contract, "currentUnits": row}),
         )
 
-    def read_line(self, key: LineKey) -> LineRecord:
-        """One query for the units when the key carries the stored records, else three."""
+    def read_line(self, key: LineKey, on: datetime.date | None = None) -> LineRecord:
+        """The units billed on `on` (default today): an adjustment changes them from its
+        effective date, so a push dated next month is seen by reading next month. One query
+        for the units when the key carries the stored records, else three."""
         service = key.raw.get("contractService")
         contract = key.raw.get("contract")
-        today = _today()
+        today = on or _today()
         row = self._current_units([int(key.line_id)], today).get(int(key.line_id))
         if not service or row is None:  # confirm the service is still there
             service = self._get("ContractServices", key.line_id, "a contract service")

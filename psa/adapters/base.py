@@ -114,6 +114,17 @@ class WriteAnswer:
     body: str  # an excerpt of the PSA's answer, for the push ledger
 
 
+def plain_json(value):
+    """A record parsed with Decimal numbers, turned back into JSON numbers to store as JSON."""
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 class PSAAdapter(ABC):
     kind: str
     label: str

@@ -37,6 +37,7 @@ from psa.adapters.base import (
     ProductRecord,
     PSAAdapter,
     WriteAnswer,
+    plain_json,
 )
 from reconcile import http
 from reconcile.errors import (
@@ -370,7 +371,7 @@ def _company(client: dict) -> CompanyRecord:
         name=str(client.get("name") or "").strip(),
         identifier=str(client.get("reference") or client.get("accountsid") or "").strip(),
         active=not client.get("inactive", False),
-        raw=_plain(client),
+        raw=plain_json(client),
     )
 
 
@@ -386,12 +387,12 @@ def _product(item: dict) -> ProductRecord:
         unit_price=_decimal(price if price is not None else item.get("baseprice")),
         unit_cost=_decimal(cost if cost is not None else item.get("costprice")),
         active=not item.get("inactive", False),
-        raw=_plain(item),
+        raw=plain_json(item),
     )
 
 
 def _container(header: dict) -> ContainerRecord:
-    raw = _plain({k: v for k, v in header.items() if k != "lines"})
+    raw = plain_json({k: v for k, v in header.items() if k != "lines"})
     return ContainerRecord(
         external_id=str(header["id"]),
         company_external_id=str(header.get("client_id", "")),
@@ -429,7 +430,7 @@ def _line(line: dict, container: ContainerRecord) -> LineRecord:
         effective_date=_date(line.get("startdate")),
         cancelled_date=_date(line.get("enddate")),
         read_only_reason=_read_only_reason(line),
-        raw=_plain(line),
+        raw=plain_json(line),
     )
 
 
@@ -524,17 +525,6 @@ def _float(value, default: float) -> float:
         return float(value)
     except (TypeError, ValueError):
         return default
-
-
-def _plain(value):
-    """A record with its Decimals turned back into JSON numbers, to store as JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
 
 
 def _date(value) -> datetime.date | None:

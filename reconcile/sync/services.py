@@ -50,12 +50,12 @@ def queue_sync(connection, *, trigger: str, actor=None) -> SyncRun:
         with transaction.atomic():
             run = SyncRun.objects.create(
                 organization_id=connection.organization_id,
-                vendor_connection=connection,
+                **_scope(connection),
                 trigger=trigger,
                 requested_by=actor if actor and actor.is_authenticated else None,
             )
     except IntegrityError:
-        return SyncRun.objects.get(vendor_connection=connection, state__in=SyncRun.ACTIVE_STATES)
+        return SyncRun.objects.get(**_scope(connection), state__in=SyncRun.ACTIVE_STATES)
     transaction.on_commit(
         lambda: async_task(
             "reconcile.sync.tasks.sync_connection",

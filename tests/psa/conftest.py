@@ -73,3 +73,16 @@ def make_psa_connection(sandbox, organization, owner, django_capture_on_commit_c
         return connection
 
     return make
+
+
+@pytest.fixture
+def psa_state(sandbox):
+    return lambda kind: httpx.get(f"{sandbox.base_url}/_sandbox/{kind}/state").json()
+
+
+@pytest.fixture
+def psa_faults(sandbox):
+    def set_faults(kind, **faults):
+        httpx.post(f"{sandbox.base_url}/_sandbox/{kind}/faults", json=faults).raise_for_status()
+
+    return set_faults
