@@ -36,6 +36,7 @@ class PSAForm(forms.Form):
 
 class ConnectWiseForm(PSAForm):
     site = forms.URLField(
+        assume_scheme="https",
         label="Site",
         initial="https://api-na.myconnectwise.net",
         help_text="Your ConnectWise API site, e.g. https://api-na.myconnectwise.net "
@@ -84,6 +85,7 @@ class AutotaskForm(PSAForm):
         label="API tracking identifier (integration code)", max_length=200, widget=SECRET
     )
     zone_lookup_url = forms.URLField(
+        assume_scheme="https",
         label="Zone lookup URL",
         initial="https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation",
         help_text="Leave as is: TrueUp finds your zone from the user name.",
@@ -97,9 +99,12 @@ class AutotaskForm(PSAForm):
 
 class HaloForm(PSAForm):
     resource_server = forms.URLField(
-        label="Resource server", help_text="Your Halo API URL, e.g. https://acme.halopsa.com/api"
+        assume_scheme="https",
+        label="Resource server",
+        help_text="Your Halo API URL, e.g. https://acme.halopsa.com/api",
     )
     auth_server = forms.URLField(
+        assume_scheme="https",
         label="Authorisation server",
         required=False,
         help_text="Leave empty when it is the resource server with /auth instead of /api.",

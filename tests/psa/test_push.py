@@ -15,9 +15,14 @@ NEXT_MONTH = (datetime.date.today().replace(day=1) + datetime.timedelta(days=32)
 
 
 def pushable(connection):
-    return (BillingLine.objects.filter(connection=connection, read_only_reason="",
-                                       cancelled_date=None, quantity__gte=3)
-            .select_related("container").order_by("id").first())
+    return (
+        BillingLine.objects.filter(
+            connection=connection, read_only_reason="", cancelled_date=None, quantity__gte=3
+        )
+        .select_related("container")
+        .order_by("id")
+        .first()
+    )
 
 
 def psa_quantity(line, on=None):
@@ -33,7 +38,10 @@ def test_a_confirmed_push_changes_the_psa_and_is_recorded(make_psa_connection, o
     push = services.set_quantity(line, target, NEXT_MONTH, owner)
     assert push.outcome == QuantityPush.Outcome.CONFIRMED, push.message
     assert (push.old_quantity, push.requested_quantity, push.readback_quantity) == (
-        line.quantity, target, target)
+        line.quantity,
+        target,
+        target,
+    )
     assert psa_quantity(line, on=NEXT_MONTH) == target
     line.refresh_from_db()
     assert line.quantity == target
@@ -77,20 +85,27 @@ def test_a_push_whose_read_back_differs_is_unconfirmed(make_psa_connection, owne
     assert "now bills" in push.message
 
 
-@pytest.mark.parametrize("kind, pick, quantity, reason", [
-    ("autotask", {}, Decimal("2.5"), "whole units only"),
-    ("connectwise", {}, Decimal(-1), "cannot be negative"),
-    ("connectwise", {}, Decimal(2_000_000), "more than TrueUp will push"),
-    ("halo", {"read_only_reason__gt": ""}, Decimal(10), "Halo calculates this quantity"),
-    ("connectwise", {"cancelled_date__isnull": False}, Decimal(10), "cancelled"),
-])
+@pytest.mark.parametrize(
+    "kind, pick, quantity, reason",
+    [
+        ("autotask", {}, Decimal("2.5"), "whole units only"),
+        ("connectwise", {}, Decimal(-1), "cannot be negative"),
+        ("connectwise", {}, Decimal(2_000_000), "more than TrueUp will push"),
+        ("halo", {"read_only_reason__gt": ""}, Decimal(10), "Halo calculates this quantity"),
+        ("connectwise", {"cancelled_date__isnull": False}, Decimal(10), "cancelled"),
+    ],
+)
 def test_pushes_that_cannot_work_are_refused_before_any_request(
     make_psa_connection, owner, psa_state, kind, pick, quantity, reason
 ):
     connection = make_psa_connection(kind)
-    line = (BillingLine.objects.filter(connection=connection, **pick)
-            .filter(cancelled_date__lte=datetime.date.today()) if "cancelled_date__isnull" in pick
-            else BillingLine.objects.filter(connection=connection, **pick)).first()
+    line = (
+        BillingLine.objects.filter(connection=connection, **pick).filter(
+            cancelled_date__lte=datetime.date.today()
+        )
+        if "cancelled_date__isnull" in pick
+        else BillingLine.objects.filter(connection=connection, **pick)
+    ).first()
     sent = psa_state(kind)["requests"]
     push = services.set_quantity(line, quantity, NEXT_MONTH, owner)
     assert push.outcome == QuantityPush.Outcome.REFUSED
