@@ -37,7 +37,7 @@ install: $(VENV)/.synced static/vendor/htmx.min.js
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
+	$(PY) manage.py load_demo --psa "$$($(PY) -m sandboxes.demo connectwise $(SANDBOX))"
 	@printf '\n  TrueUp        http://127.0.0.1:$(WEB_PORT)\n'
 	@$(PY) -c "from sandboxes.data import DEMO_PARTNER_KEY as k; print(f'  KnowBe4 key   {k}   (region US)\n  Sandboxes     $(SANDBOX)\n\n  Ctrl-C stops the web server, the worker and the sandboxes.\n')"
 	$(VENV)/bin/honcho start -f Procfile.dev

@@ -1,4 +1,5 @@
-"""The demo organization `make run` creates, and its login (development only)."""
+"""The demo organization `make run` creates with `manage.py load_demo`, and its login
+(development only)."""
 
 DEMO_EMAIL = "demo@trueup.example"
 DEMO_PASSWORD = "trueup-demo-2026"

@@ -101,14 +101,17 @@ def zone_url(base_url: str, slug: str) -> str:
     return f"{base_url.rstrip('/')}{MOUNT}/{CREDENTIALS[slug]['zone']}/ATServicesRest/"
 
 
-def demo_credentials(base_url: str) -> dict:
-    """The demo partner's credentials with the zone lookup URL and the zone's API root."""
-    slug = data.PARTNERS[data.DEMO_PARTNER_KEY].slug
+def partner_credentials(base_url: str, slug: str) -> dict:
+    """A partner's credentials with the zone lookup URL and the zone's API root."""
     return {
-        **DEMO_CREDENTIALS,
-        "zone_lookup_url": base_url.rstrip("/") + DEMO_CREDENTIALS["zone_lookup_path"],
+        **CREDENTIALS[slug],
+        "zone_lookup_url": base_url.rstrip("/") + CREDENTIALS[slug]["zone_lookup_path"],
         "api_url": zone_url(base_url, slug) + "V1.0/",
     }
+
+
+def demo_credentials(base_url: str) -> dict:
+    return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
 # --- wire format -------------------------------------------------------------------------------

@@ -78,9 +78,13 @@ CREDENTIALS = {p.slug: _credentials(p.slug) for p in data.PARTNERS.values()}
 DEMO_CREDENTIALS = CREDENTIALS[data.PARTNERS[data.DEMO_PARTNER_KEY].slug]
 
 
+def partner_credentials(base_url: str, slug: str) -> dict:
+    """A partner's credentials with `site` for a sandbox served at `base_url`."""
+    return {**CREDENTIALS[slug], "site": base_url.rstrip("/") + MOUNT}
+
+
 def demo_credentials(base_url: str) -> dict:
-    """The demo partner's credentials with `site` for a sandbox served at `base_url`."""
-    return {**DEMO_CREDENTIALS, "site": base_url.rstrip("/") + MOUNT}
+    return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
 # --- wire format -------------------------------------------------------------------------------

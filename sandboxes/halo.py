@@ -81,14 +81,18 @@ CREDENTIALS = {p.slug: _credentials(p.slug) for p in data.PARTNERS.values()}
 DEMO_CREDENTIALS = CREDENTIALS[data.PARTNERS[data.DEMO_PARTNER_KEY].slug]
 
 
-def demo_credentials(base_url: str) -> dict:
-    """The demo partner's credentials with the full authorisation and resource server URLs."""
+def partner_credentials(base_url: str, slug: str) -> dict:
+    """A partner's credentials with the full authorisation and resource server URLs."""
     base = base_url.rstrip("/")
     return {
-        **DEMO_CREDENTIALS,
-        "auth_server": base + DEMO_CREDENTIALS["auth_path"],
-        "resource_server": base + DEMO_CREDENTIALS["resource_path"],
+        **CREDENTIALS[slug],
+        "auth_server": base + CREDENTIALS[slug]["auth_path"],
+        "resource_server": base + CREDENTIALS[slug]["resource_path"],
     }
+
+
+def demo_credentials(base_url: str) -> dict:
+    return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
 # --- wire format -------------------------------------------------------------------------------

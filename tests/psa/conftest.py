@@ -3,34 +3,13 @@ import pytest
 
 from psa import services
 from psa.adapters.registry import adapter_class
-from sandboxes import autotask, connectwise, halo
+from sandboxes.demo import psa_connection_fields
 
 KINDS = ["connectwise", "autotask", "halo"]
 
 
 def demo_settings_and_secrets(kind: str, base_url: str) -> tuple[dict, dict]:
-    """The demo partner's credentials for a PSA sandbox, split as the connect forms split them."""
-    if kind == "connectwise":
-        c = connectwise.demo_credentials(base_url)
-        return (
-            {"site": c["site"], "codebase": "", "client_id": c["client_id"]},
-            {key: c[key] for key in ("company_id", "public_key", "private_key")},
-        )
-    if kind == "autotask":
-        c = autotask.demo_credentials(base_url)
-        return (
-            {"zone_lookup_url": c["zone_lookup_url"], "zone_url": "", "username": c["username"]},
-            {"secret": c["secret"], "integration_code": c["integration_code"]},
-        )
-    c = halo.demo_credentials(base_url)
-    return (
-        {
-            "resource_server": c["resource_server"],
-            "auth_server": c["auth_server"],
-            "tenant": c["tenant"],
-        },
-        {"client_id": c["client_id"], "client_secret": c["client_secret"]},
-    )
+    return psa_connection_fields(kind, base_url)
 
 
 class PSASandbox:
