@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:connection_id>/companies/", views.companies, name="companies"),
     path("<int:connection_id>/products/", views.products, name="products"),
     path("<int:connection_id>/lines/", views.lines, name="lines"),
+    path("<int:connection_id>/pushes/", views.pushes, name="pushes"),
     path("<int:connection_id>/rotate/", views.rotate, name="rotate"),
     path("<int:connection_id>/disconnect/", views.disconnect, name="disconnect"),
 ]

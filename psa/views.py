@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from psa import services
 from psa.adapters.registry import adapter_class
 from psa.forms import FORMS, ContainerTypesForm, DisconnectForm
-from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct
+from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct, QuantityPush
 from reconcile.errors import ExternalAPIError
 from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
@@ -138,9 +138,14 @@ def products(request, connection_id):
 @member_required()
 def lines(request, connection_id):
     connection = get_for_org(PSAConnection, request, pk=connection_id)
+    last_push = QuantityPush.objects.filter(line=OuterRef("pk")).order_by("-created_at", "-id")
     rows = (
         BillingLine.objects.filter(connection=connection, missing_since=None)
         .select_related("company", "product", "container")
+        .annotate(
+            last_push_outcome=Subquery(last_push.values("outcome")[:1]),
+            last_push_message=Subquery(last_push.values("message")[:1]),
+        )
         .order_by("company__name", "id")
     )
     return _browse(
@@ -183,3 +188,12 @@ def disconnect(request, connection_id):
         messages.success(request, f"{connection} was disconnected and its data deleted.")
         return redirect("integrations")
     return render(request, "psa/disconnect.html", {"connection": connection, "form": form})
+
+
+@member_required()
+def pushes(request, connection_id):
+    """The push ledger of a connection: every attempt, with what the PSA said."""
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    rows = QuantityPush.objects.filter(line__connection=connection).select_related("line")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "psa/pushes.html", {"connection": connection, "page": page})

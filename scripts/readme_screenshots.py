@@ -29,7 +29,7 @@ def main():
         page.get_by_label("Password").fill(DEMO_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.goto("/integrations/")
-        if not page.get_by_role("heading", name="Connections").count():
+        if not page.get_by_role("link", name="accounts →").count():  # KnowBe4 not connected yet
             page.get_by_role("link", name="Connect", exact=True).click()
             page.get_by_label("API key").fill(DEMO_PARTNER_KEY)
             page.get_by_label("Description").fill("Demo partner (US)")
@@ -42,6 +42,12 @@ def main():
         page.goto("/integrations/")
         page.get_by_role("link", name="accounts →").first.click()
         page.screenshot(path=OUT / "accounts.png")
+        page.goto("/integrations/")
+        page.screenshot(path=OUT / "integrations.png", full_page=True)
+        page.get_by_role("link", name="Billing lines →").click()
+        page.screenshot(path=OUT / "psa-lines.png")
+        page.goto(page.url.replace("/lines/", "/products/") + "?q=KB4")
+        page.screenshot(path=OUT / "psa-products.png")
         page.goto("/")
         page.screenshot(path=OUT / "dashboard.png")
         page.goto("/activity/")

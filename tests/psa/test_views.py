@@ -167,3 +167,23 @@ def test_disconnect_deletes_imported_data_but_keeps_the_push_ledger(
     push = QuantityPush.objects.get()
     assert push.line is None and push.line_repr
     assert AuditEvent.objects.filter(action="psa.disconnected").exists()
+
+
+def test_the_ledger_shows_an_unconfirmed_push_in_red(
+    make_psa_connection, owner_client, owner, psa_faults, django_assert_max_num_queries
+):
+    from datetime import date
+
+    from psa import services
+
+    connection = make_psa_connection("connectwise")
+    line = BillingLine.objects.filter(connection=connection, read_only_reason="").first()
+    psa_faults("connectwise", ignore_writes=True)
+    services.set_quantity(line, line.quantity + 3, date.today(), owner)
+    ledger = owner_client.get(reverse("psa:pushes", args=[connection.pk])).content.decode()
+    assert 'class="badge push-unconfirmed"' in ledger and "now bills" in ledger
+    with django_assert_max_num_queries(12):
+        lines = owner_client.get(
+            reverse("psa:lines", args=[connection.pk]), {"q": line.company.name}
+        )
+    assert 'class="badge push-unconfirmed"' in lines.content.decode()
