@@ -89,6 +89,7 @@ def test_a_push_whose_read_back_differs_is_unconfirmed(make_psa_connection, owne
     "kind, pick, quantity, reason",
     [
         ("autotask", {}, Decimal("2.5"), "whole units only"),
+        ("autotask", {}, Decimal(-3), "cannot be negative"),
         ("connectwise", {}, Decimal(-1), "cannot be negative"),
         ("connectwise", {}, Decimal(2_000_000), "more than TrueUp will push"),
         ("halo", {"read_only_reason__gt": ""}, Decimal(10), "Halo calculates this quantity"),

@@ -187,3 +187,19 @@ def test_the_ledger_shows_an_unconfirmed_push_in_red(
             reverse("psa:lines", args=[connection.pk]), {"q": line.company.name}
         )
     assert 'class="badge push-unconfirmed"' in lines.content.decode()
+
+
+def test_rotating_credentials_tests_the_new_ones_first(make_psa_connection, owner_client, sandbox):
+    connection = make_psa_connection("connectwise")
+    url = reverse("psa:rotate", args=[connection.pk])
+    old = connection.secrets()
+    response = owner_client.post(url, cw_form(sandbox.base_url, private_key="wrong"))
+    assert "rejected the public/private key pair" in response.content.decode()
+    connection.refresh_from_db()
+    assert connection.secrets() == old
+    response = owner_client.post(url, cw_form(sandbox.base_url, codebase="v2025_1"))
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.secrets() == old and connection.settings["codebase"] == "v2025_1/"
+    event = AuditEvent.objects.get(action="psa.secrets_rotated")
+    assert old["private_key"] not in str(event.before) + str(event.after)
