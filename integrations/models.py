@@ -2,20 +2,15 @@ from django.db import models
 from django.utils import timezone
 
 from reconcile import crypto
+from reconcile.connections import Connection
 from reconcile.tenancy.models import Organization
 
 
-class VendorConnection(models.Model):
+class VendorConnection(Connection):
     """One vendor API credential of an organization, e.g. one KnowBe4 partner key."""
 
     class Kind(models.TextChoices):
         KNOWBE4_PARTNER = "knowbe4_partner", "KnowBe4 Partner API"
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACTIVE = "active", "Active"
-        ERROR = "error", "Error"
-        DISABLED = "disabled", "Disabled"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="vendor_connections"
@@ -23,20 +18,11 @@ class VendorConnection(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     region = models.CharField(max_length=8)
     base_url = models.URLField(max_length=300)
-    description = models.CharField(max_length=200, blank=True)
     credential_encrypted = models.TextField(blank=True)
     credential_last4 = models.CharField(max_length=4, blank=True)
     credential_expires_on = models.DateField(null=True, blank=True)
     # Which generation of the API's field names this connection's API speaks (see client).
     api_schema = models.CharField(max_length=16, blank=True)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at"]
 
     def __str__(self):
         label = self.description or f"{self.get_kind_display()} ({self.region.upper()})"

@@ -106,21 +106,6 @@ def disconnect(connection: VendorConnection, actor) -> None:
     connection.delete()
 
 
-def mark_succeeded(connection: VendorConnection, api_schema: str) -> None:
-    VendorConnection.objects.filter(pk=connection.pk).update(
-        state=VendorConnection.State.ACTIVE,
-        last_success_at=timezone.now(),
-        last_error="",
-        api_schema=api_schema or connection.api_schema,
-    )
-
-
-def mark_failed(connection: VendorConnection, message: str) -> None:
-    VendorConnection.objects.filter(pk=connection.pk).update(
-        state=VendorConnection.State.ERROR, last_error_at=timezone.now(), last_error=message
-    )
-
-
 def _account_values(record: AccountRecord) -> dict:
     return {
         "name": record.name[:300],

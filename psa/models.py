@@ -5,13 +5,14 @@ from django.db import models
 from django.utils import timezone
 
 from reconcile import crypto
+from reconcile.connections import Connection
 from reconcile.tenancy.models import Organization
 
 QUANTITY = {"max_digits": 12, "decimal_places": 2}
 MONEY = {"max_digits": 14, "decimal_places": 4}
 
 
-class PSAConnection(models.Model):
+class PSAConnection(Connection):
     """One PSA an organization bills through, with its credentials and chosen container types."""
 
     class Kind(models.TextChoices):
@@ -19,17 +20,10 @@ class PSAConnection(models.Model):
         AUTOTASK = "autotask", "Autotask PSA"
         HALO = "halo", "HaloPSA"
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACTIVE = "active", "Active"
-        ERROR = "error", "Error"
-        DISABLED = "disabled", "Disabled"
-
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="psa_connections"
     )
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    description = models.CharField(max_length=200, blank=True)
     # Non-secret settings the adapter needs (site, codebase, zone URL, auth server, …).
     settings = models.JSONField(default=dict)
     secrets_encrypted = models.TextField(blank=True)
@@ -37,14 +31,6 @@ class PSAConnection(models.Model):
     # Agreement / contract / invoice types to import; empty means all of them.
     container_type_ids = models.JSONField(default=list)
     container_type_names = models.JSONField(default=list)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at"]
 
     def __str__(self):
         return self.description or self.get_kind_display()

@@ -89,18 +89,6 @@ def disconnect(connection: PSAConnection, actor) -> None:
     connection.delete()
 
 
-def mark_succeeded(connection: PSAConnection) -> None:
-    PSAConnection.objects.filter(pk=connection.pk).update(
-        state=PSAConnection.State.ACTIVE, last_success_at=timezone.now(), last_error=""
-    )
-
-
-def mark_failed(connection: PSAConnection, message: str) -> None:
-    PSAConnection.objects.filter(pk=connection.pk).update(
-        state=PSAConnection.State.ERROR, last_error_at=timezone.now(), last_error=message
-    )
-
-
 class PSAImport:
     """One import of a PSA connection: `add_*` each fetched page, then `finish()`.
 

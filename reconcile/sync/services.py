@@ -145,7 +145,7 @@ def _import_vendor(run: SyncRun, connection: VendorConnection):
     except Exception:
         staging.discard()
         raise
-    vendor_services.mark_succeeded(connection, adapter.api_schema)
+    connection.mark_succeeded(api_schema=adapter.api_schema or connection.api_schema)
     stored = counts.added + counts.updated + counts.unchanged
     run.note(
         f"Stored {stored} accounts: {counts.added} added, {counts.updated} updated, "
@@ -174,7 +174,7 @@ def _import_psa(run: SyncRun, connection: PSAConnection):
             run.note(f"Fetched {label} page {page.number}{of} ({len(page.items)}).")
             _save_progress(run)
     counts = staging.finish()
-    psa_services.mark_succeeded(connection)
+    connection.mark_succeeded()
     for label, count in counts.items():
         run.note(
             f"{label.capitalize()}: {count.added} added, {count.updated} updated, "
@@ -190,8 +190,5 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
     run.error_message = message
     run.note(message, level="error")
     run.save()
-    if isinstance(connection, PSAConnection):
-        psa_services.mark_failed(connection, message)
-    else:
-        vendor_services.mark_failed(connection, message)
+    connection.mark_failed(message)
     return run
