@@ -48,16 +48,19 @@ def run_all(base_url):
 
     organization = MembershipFactory().organization
     print(f"database: {connection.vendor}; {os.cpu_count()} cores")
-    print(f"{'PSA':<12} {'import':<10} {'lines':>6} {'pages':>5} {'HTTP req':>8} {'SQL':>5} "
-          f"{'wall s':>7}")
+    print(
+        f"{'PSA':<12} {'import':<10} {'lines':>6} {'pages':>5} {'HTTP req':>8} {'SQL':>5} "
+        f"{'wall s':>7}"
+    )
     for kind in ("connectwise", "autotask", "halo"):
         settings, secrets = psa_connection_fields(kind, base_url, "bench")
         # A whole hour of Autotask budget for one import is allowed here; MSPs share it.
         psa = services.connect(organization, None, kind=kind, settings=settings, secrets=secrets)
         for label in ("first", "unchanged"):
             httpx.post(f"{base_url}/_sandbox/reset").raise_for_status()
-            run = SyncRun.objects.create(organization=organization, psa_connection=psa,
-                                         trigger="manual")
+            run = SyncRun.objects.create(
+                organization=organization, psa_connection=psa, trigger="manual"
+            )
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
                 sync_services.run_sync(run.pk)
@@ -66,8 +69,10 @@ def run_all(base_url):
             assert run.state == "succeeded", run.error_message
             requests = httpx.get(f"{base_url}/_sandbox/{kind}/state").json()["requests"]
             lines = BillingLine.objects.filter(connection=psa, missing_since=None).count()
-            print(f"{kind:<12} {label:<10} {lines:>6} {run.progress_done:>5} {requests:>8} "
-                  f"{len(queries):>5} {wall:>7.2f}")
+            print(
+                f"{kind:<12} {label:<10} {lines:>6} {run.progress_done:>5} {requests:>8} "
+                f"{len(queries):>5} {wall:>7.2f}"
+            )
 
 
 if __name__ == "__main__":

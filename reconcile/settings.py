@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "reconcile.tenancy",
     "integrations",
     "psa",
+    "reconcile.mapping",
     "reconcile.sync",
 ]
 
