@@ -73,6 +73,12 @@ class VendorAccount(models.Model):
     last_seen_at = models.DateTimeField(default=timezone.now)
     # Set when a complete import no longer lists the account; cleared if it comes back.
     missing_since = models.DateTimeField(null=True, blank=True)
+    # Matching keys of `name`, kept by reconcile.mapping (which owns the normalisation);
+    # `keys_for` is the name they were computed from, so a renamed row is keyed again.
+    name_full = models.CharField(max_length=300, blank=True)
+    name_core = models.CharField(max_length=300, blank=True)
+    name_legal = models.CharField(max_length=100, blank=True)
+    keys_for = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["name"]

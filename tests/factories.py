@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
+from psa.models import PSACompany, PSAConnection, PSAProduct
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import Invitation, Membership, Organization, Role
 
@@ -115,3 +116,41 @@ class SyncRunFactory(factory.django.DjangoModelFactory):
     vendor_connection = factory.SubFactory(VendorConnectionFactory)
     organization = factory.SelfAttribute("vendor_connection.organization")
     trigger = SyncRun.Trigger.MANUAL
+
+
+class PSAConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PSAConnection
+        skip_postgeneration_save = True
+
+    organization = factory.SubFactory(OrganizationFactory)
+    kind = PSAConnection.Kind.CONNECTWISE
+    settings = factory.LazyFunction(lambda: {"site": "http://127.0.0.1:9/connectwise"})
+    state = PSAConnection.State.ACTIVE
+
+    @factory.post_generation
+    def secrets(obj, create, extracted, **kwargs):
+        obj.set_secrets(extracted or {"private_key": "factory-secret"})
+        if create:
+            obj.save()
+
+
+class PSACompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PSACompany
+
+    connection = factory.SubFactory(PSAConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    external_id = factory.Sequence(lambda n: str(500 + n))
+    name = factory.Sequence(lambda n: f"Company {n} Inc")
+
+
+class PSAProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PSAProduct
+
+    connection = factory.SubFactory(PSAConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    external_id = factory.Sequence(lambda n: str(900 + n))
+    identifier = factory.Sequence(lambda n: f"KB4-{n}")
+    name = factory.Sequence(lambda n: f"KnowBe4 product {n}")
