@@ -75,10 +75,11 @@ class VendorAccount(models.Model):
     missing_since = models.DateTimeField(null=True, blank=True)
     # Matching keys of `name`, kept by reconcile.mapping (which owns the normalisation);
     # `keys_for` is the name they were computed from, so a renamed row is keyed again.
-    name_full = models.CharField(max_length=300, blank=True)
-    name_core = models.CharField(max_length=300, blank=True)
-    name_legal = models.CharField(max_length=100, blank=True)
-    keys_for = models.CharField(max_length=300, blank=True)
+    # (A database default, because imports insert rows with set-based SQL.)
+    name_full = models.CharField(max_length=300, blank=True, db_default="")
+    name_core = models.CharField(max_length=300, blank=True, db_default="")
+    name_legal = models.CharField(max_length=100, blank=True, db_default="")
+    keys_for = models.CharField(max_length=300, blank=True, db_default="")
 
     class Meta:
         ordering = ["name"]

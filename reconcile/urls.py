@@ -13,4 +13,5 @@ urlpatterns = [
     path("integrations/vendor/", include("integrations.urls")),
     path("integrations/psa/", include("psa.urls")),
     path("sync/", include("reconcile.sync.urls")),
+    path("mapping/", include("reconcile.mapping.urls")),
 ]

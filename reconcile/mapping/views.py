@@ -1,0 +1,225 @@
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from integrations.models import VendorAccount
+from psa.models import PSACompany
+from reconcile.mapping import services
+from reconcile.mapping.matching import NameKeys, best_candidates
+from reconcile.mapping.models import AccountMapping, MappingState, RejectedSuggestion
+from reconcile.tenancy.access import get_for_org, member_required
+from reconcile.tenancy.models import Role
+
+FILTERS = {
+    "unmapped": Q(mapping__isnull=True),
+    "mapped": Q(mapping__state=MappingState.MAPPED),
+    "excluded": Q(mapping__state=MappingState.EXCLUDED),
+    "all": Q(),
+}
+PAGE = 30
+
+
+def _search(queryset, query: str, *fields: str):
+    """Search from two characters on, over `fields`."""
+    if len(query) < 2:
+        return queryset
+    condition = Q()
+    for field in fields:
+        condition |= Q(**{f"{field}__icontains": query})
+    return queryset.filter(condition)
+
+
+def _page_suggestions(organization, accounts) -> dict[int, tuple]:
+    """{account id: (company, score)} for the unmapped accounts of one page."""
+    unmapped = [a for a in accounts if not hasattr(a, "mapping")]
+    if not unmapped:
+        return {}
+    companies = list(
+        services.live_companies(organization).only(
+            "id", "name", "identifier", "name_full", "name_core", "name_legal"
+        )
+    )
+    if not companies:
+        return {}
+    company_at = {c.pk: i for i, c in enumerate(companies)}
+    account_at = {a.pk: i for i, a in enumerate(unmapped)}
+    rejected = [
+        (account_at[a], company_at[c])
+        for a, c in RejectedSuggestion.objects.filter(vendor_account__in=unmapped).values_list(
+            "vendor_account_id", "psa_company_id"
+        )
+        if c in company_at
+    ]
+    found = best_candidates(
+        [NameKeys(a.name_full, a.name_core, a.name_legal) for a in unmapped],
+        [NameKeys(c.name_full, c.name_core, c.name_legal) for c in companies],
+        rejected=rejected,
+    )
+    return {
+        unmapped[s.vendor_index].pk: (companies[s.psa_index], s.score) for s in found if s.clears()
+    }
+
+
+@member_required()
+def accounts(request):
+    organization = request.organization
+    services.refresh_keys(VendorAccount, organization)
+    services.refresh_keys(PSACompany, organization)
+    chosen = request.GET.get("filter", "unmapped")
+    query = request.GET.get("q", "").strip()[:100]
+    rows = (
+        VendorAccount.objects.filter(organization=organization, missing_since=None)
+        .select_related("connection", "mapping__psa_company")
+        .order_by("name", "id")
+    )
+    rows = _search(rows, query, "name", "domain")
+    if chosen == "suggested":
+        suggested = {a.pk: (c, score) for a, c, score, _ in services.suggestions(organization)}
+        rows = rows.filter(pk__in=suggested)
+    else:
+        rows = rows.filter(FILTERS.get(chosen, FILTERS["unmapped"]))
+    page = Paginator(rows, PAGE).get_page(request.GET.get("page"))
+    suggestions = (
+        suggested if chosen == "suggested" else _page_suggestions(organization, page.object_list)
+    )
+    company_query = request.GET.get("cq", "").strip()[:100]
+    companies = _search(
+        services.live_companies(organization).annotate(
+            mapped=Count("account_mappings", filter=Q(account_mappings__state="mapped"))
+        ),
+        company_query,
+        "name",
+        "identifier",
+    ).order_by("name", "id")
+    context = {
+        "page": page,
+        "query": query,
+        "filter": chosen,
+        "filters": [*FILTERS, "suggested"],
+        "suggestions": suggestions,
+        "companies": Paginator(companies, PAGE).get_page(request.GET.get("cpage")),
+        "company_query": company_query,
+        "unmapped_count": services.unmapped_accounts(organization).count(),
+        "can_map": request.membership.has_role(Role.BILLING),
+    }
+    if request.htmx and request.htmx.target in ("account-cards", "company-list"):
+        part = "cards" if request.htmx.target == "account-cards" else "companies"
+        return render(request, f"mapping/accounts.html#{part}", context)
+    return render(request, "mapping/accounts.html", context)
+
+
+def _card(request, account, status=200):
+    """The account's card after a change, and a trigger that refreshes the counter."""
+    account = VendorAccount.objects.select_related("connection", "mapping__psa_company").get(
+        pk=account.pk
+    )
+    suggestions = _page_suggestions(request.organization, [account])
+    response = render(
+        request,
+        "mapping/accounts.html#card",
+        {
+            "account": account,
+            "suggestions": suggestions,
+            "can_map": True,
+        },
+        status=status,
+    )
+    response["HX-Trigger"] = "mapping-changed"
+    return response
+
+
+def _done(request, account):
+    if request.htmx:
+        return _card(request, account)
+    return redirect(request.POST.get("next") or "mapping:accounts")
+
+
+def _company(request):
+    company_id = request.POST.get("company_id", "")
+    if not company_id.isdigit():
+        return None
+    return get_for_org(services.live_companies(request.organization), request, pk=company_id)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def map_account(request, account_id):
+    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
+    company = _company(request)
+    if company is None:
+        return HttpResponseBadRequest("Choose the PSA company to map to.")
+    services.map_account(account, company, request.user)
+    return _done(request, account)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def accept_suggestion(request, account_id):
+    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
+    company = _company(request)
+    if company is None:
+        return HttpResponseBadRequest("Choose the PSA company to map to.")
+    try:
+        score = float(request.POST.get("score", ""))
+    except ValueError:
+        score = None
+    services.accept_suggestion(account, company, request.user, score=score)
+    return _done(request, account)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def reject_suggestion(request, account_id):
+    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
+    company = _company(request)
+    if company is None:
+        return HttpResponseBadRequest("Say which suggestion to reject.")
+    services.reject_suggestion(account, company, request.user)
+    return _done(request, account)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def exclude_account(request, account_id):
+    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
+    services.exclude_account(account, request.user)
+    return _done(request, account)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def unmap_account(request, account_id):
+    mapping = get_for_org(
+        AccountMapping.objects.select_related("vendor_account"),
+        request,
+        vendor_account_id=account_id,
+    )
+    services.unmap_account(mapping, request.user)
+    return _done(request, mapping.vendor_account)
+
+
+@member_required()
+def company_choices(request, account_id):
+    """Companies matching a search, as buttons that map the account (the keyboard control)."""
+    account = get_for_org(VendorAccount, request, pk=account_id)
+    query = request.GET.get("company", "").strip()[:100]
+    found = (
+        _search(
+            services.live_companies(request.organization), query, "name", "identifier"
+        ).order_by("name")[:8]
+        if len(query) >= 2
+        else []
+    )
+    return render(
+        request,
+        "mapping/_company_choices.html",
+        {"account": account, "found": found, "query": query},
+    )
+
+
+@member_required()
+def unmapped_counter(request):
+    count = services.unmapped_accounts(request.organization).count()
+    return HttpResponse(f"{count} unmapped")

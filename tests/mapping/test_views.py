@@ -1,0 +1,156 @@
+import pytest
+from django.urls import reverse
+
+from integrations.models import VendorAccount
+from psa.models import PSACompany
+from reconcile.mapping.models import AccountMapping, MappingState, RejectedSuggestion, Source
+from reconcile.tenancy.models import AuditEvent, Role
+from tests.conftest import login
+from tests.factories import PSACompanyFactory, VendorAccountFactory
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def board(organization):
+    acme = VendorAccountFactory(connection__organization=organization, name="Acme Corp")
+    henderson = VendorAccountFactory(connection=acme.connection, name="Henderson Dental Care, P.C.")
+    companies = {
+        name: PSACompanyFactory(connection__organization=organization, name=name)
+        for name in ["Acme Capital", "Henderson Dental Care PC", "Blue Harbor Dental"]
+    }
+    return acme, henderson, companies
+
+
+def test_the_page_counts_unmapped_and_shows_suggestions_with_scores(owner_client, board):
+    acme, henderson, companies = board
+    page = owner_client.get(reverse("mapping:accounts"))
+    html = page.content.decode()
+    assert "2 unmapped" in html
+    assert "Suggested: <strong>Henderson Dental Care PC</strong>" in html
+    assert "Suggested: <strong>Acme Capital</strong>" not in html  # a look-alike is no suggestion
+    assert set(page.context["suggestions"]) == {henderson.pk}
+
+
+def test_mapping_by_post_returns_the_card_and_refreshes_the_counter(owner_client, board):
+    acme, _, companies = board
+    response = owner_client.post(
+        reverse("mapping:map", args=[acme.pk]),
+        {"company_id": companies["Blue Harbor Dental"].pk},
+        **HTMX,
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "mapping-changed"
+    assert "→ Blue Harbor Dental" in response.content.decode()
+    assert AccountMapping.objects.get(vendor_account=acme).source == Source.MANUAL
+    assert owner_client.get(reverse("mapping:unmapped_counter")).content == b"1 unmapped"
+    # mapping again moves it
+    owner_client.post(
+        reverse("mapping:map", args=[acme.pk]), {"company_id": companies["Acme Capital"].pk}, **HTMX
+    )
+    assert AccountMapping.objects.get(vendor_account=acme).psa_company.name == "Acme Capital"
+    assert AuditEvent.objects.filter(action="mapping.account_mapped").count() == 2
+
+
+def test_accept_reject_exclude_and_unmap(owner_client, board):
+    acme, henderson, companies = board
+    target = companies["Henderson Dental Care PC"]
+    owner_client.post(reverse("mapping:reject", args=[henderson.pk]), {"company_id": target.pk})
+    assert RejectedSuggestion.objects.filter(vendor_account=henderson).count() == 1
+    response = owner_client.post(
+        reverse("mapping:accept", args=[henderson.pk]),
+        {"company_id": target.pk, "score": "96.5"},
+        **HTMX,
+    )
+    mapping = AccountMapping.objects.get(vendor_account=henderson)
+    assert (mapping.source, mapping.score) == (Source.SUGGESTION, 96.5)
+    assert "→ Henderson Dental Care PC" in response.content.decode()
+    owner_client.post(reverse("mapping:exclude", args=[acme.pk]), **HTMX)
+    assert AccountMapping.objects.get(vendor_account=acme).state == MappingState.EXCLUDED
+    owner_client.post(reverse("mapping:unmap", args=[acme.pk]), **HTMX)
+    assert not AccountMapping.objects.filter(vendor_account=acme).exists()
+
+
+def test_the_keyboard_control_finds_companies(owner_client, board):
+    acme, _, _ = board
+    response = owner_client.get(
+        reverse("mapping:company_choices", args=[acme.pk]), {"company": "harbor"}
+    )
+    assert "Blue Harbor Dental" in response.content.decode()
+
+
+def test_bad_posts_are_refused_and_save_nothing(owner_client, board):
+    acme, _, _ = board
+    foreign = PSACompanyFactory(name="Other Tenant Inc")
+    assert (
+        owner_client.post(
+            reverse("mapping:map", args=[acme.pk]), {"company_id": foreign.pk}
+        ).status_code
+        == 404
+    )
+    assert owner_client.post(reverse("mapping:map", args=[acme.pk]), {}).status_code == 400
+    assert (
+        owner_client.post(reverse("mapping:map", args=[acme.pk]), {"company_id": "x"}).status_code
+        == 400
+    )
+    assert not AccountMapping.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "role, status", [(Role.BILLING, 200), (Role.FINANCE, 403), (Role.VIEWER, 403)]
+)
+def test_only_billing_and_owners_change_mappings(client, member_factory, board, role, status):
+    acme, _, companies = board
+    login(client, member_factory(role))
+    assert client.get(reverse("mapping:accounts")).status_code == 200
+    response = client.post(
+        reverse("mapping:map", args=[acme.pk]), {"company_id": companies["Acme Capital"].pk}, **HTMX
+    )
+    assert response.status_code == status
+    assert AccountMapping.objects.exists() == (status == 200)
+
+
+def test_outsiders_get_404(client, outsider, board):
+    acme, _, companies = board
+    login(client, outsider)
+    for name in ["map", "accept", "reject", "exclude", "unmap"]:
+        response = client.post(
+            reverse(f"mapping:{name}", args=[acme.pk]), {"company_id": companies["Acme Capital"].pk}
+        )
+        assert response.status_code == 404, name
+    assert client.get(reverse("mapping:company_choices", args=[acme.pk])).status_code == 404
+    assert not AccountMapping.objects.exists() and not RejectedSuggestion.objects.exists()
+
+
+def test_the_page_answers_with_a_constant_number_of_queries(
+    owner_client, organization, board, django_assert_max_num_queries
+):
+    acme, _, _ = board
+    VendorAccount.objects.bulk_create(
+        [
+            VendorAccount(
+                organization=organization,
+                connection=acme.connection,
+                external_id=f"x{n}",
+                name=f"Customer {n} LLC",
+            )
+            for n in range(2000)
+        ]
+    )
+    PSACompany.objects.bulk_create(
+        [
+            PSACompany(
+                organization=organization,
+                connection=PSACompany.objects.first().connection,
+                external_id=f"c{n}",
+                name=f"Company {n} Inc",
+            )
+            for n in range(3000)
+        ]
+    )
+    owner_client.get(reverse("mapping:accounts"))  # keys computed once
+    with django_assert_max_num_queries(16):
+        response = owner_client.get(reverse("mapping:accounts"))
+    assert "2002 unmapped" in response.content.decode()
+    with django_assert_max_num_queries(16):
+        owner_client.get(reverse("mapping:accounts"), {"q": "Customer 19", "cq": "Company 7"})
