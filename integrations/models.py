@@ -21,6 +21,8 @@ class VendorConnection(Connection):
     credential_encrypted = models.TextField(blank=True)
     credential_last4 = models.CharField(max_length=4, blank=True)
     credential_expires_on = models.DateField(null=True, blank=True)
+    # Set when a person finished mapping its accounts and services (the setup wizard).
+    setup_finished_at = models.DateTimeField(null=True, blank=True)
     # Which generation of the API's field names this connection's API speaks (see client).
     api_schema = models.CharField(max_length=16, blank=True)
 

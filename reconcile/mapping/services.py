@@ -6,6 +6,7 @@ written to the audit log in the same transaction; bulk changes write one event l
 
 from django.db import models, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from integrations.models import VendorAccount, VendorService
 from psa.models import PSACompany, PSAProduct
@@ -380,3 +381,33 @@ def auto_map_services(organization, actor=None) -> int:
             organization, actor, "mapping.services_auto_mapped", None, after={"count": created}
         )
     return created
+
+
+def finish_missing(connection) -> str:
+    """Why the setup of `connection` cannot finish yet, or ""."""
+    accounts = AccountMapping.objects.filter(
+        vendor_account__connection=connection, state=MappingState.MAPPED
+    ).exists()
+    service_maps = ServiceMapping.objects.filter(
+        vendor_service__connection=connection, state=MappingState.MAPPED
+    ).exists()
+    if not accounts and not service_maps:
+        return "Map at least one customer and one service to finish."
+    if not accounts:
+        return "Map at least one customer to finish."
+    if not service_maps:
+        return "Map at least one service to finish."
+    return ""
+
+
+@transaction.atomic
+def finish_setup(connection, actor) -> None:
+    connection.setup_finished_at = timezone.now()
+    connection.save(update_fields=["setup_finished_at"])
+    audit.record(
+        connection.organization,
+        actor,
+        "mapping.setup_finished",
+        connection,
+        after={"connection": str(connection)},
+    )

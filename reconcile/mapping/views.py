@@ -1,14 +1,23 @@
+from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from integrations.models import VendorAccount
-from psa.models import PSACompany
+from integrations.models import VendorAccount, VendorConnection, VendorService
+from psa.models import PSACompany, PSAProduct
 from reconcile.mapping import services
 from reconcile.mapping.matching import NameKeys, best_candidates
-from reconcile.mapping.models import AccountMapping, MappingState, RejectedSuggestion
+from reconcile.mapping.models import (
+    AccountMapping,
+    MappingState,
+    RejectedSuggestion,
+    ServiceMapping,
+)
+from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
@@ -65,6 +74,16 @@ def _page_suggestions(organization, accounts) -> dict[int, tuple]:
 @member_required()
 def accounts(request):
     organization = request.organization
+    setup = _setup_connection(request)
+    if setup and not setup.setup_finished_at and request.membership.has_role(Role.BILLING):
+        # The first setup maps identical names by itself and says how many.
+        mapped = services.auto_map(organization, request.user)
+        if mapped:
+            messages.success(
+                request,
+                f"{len(mapped)} customer{'s were' if len(mapped) != 1 else ' was'} "
+                "mapped automatically: the names are identical in KnowBe4 and the PSA.",
+            )
     services.refresh_keys(VendorAccount, organization)
     services.refresh_keys(PSACompany, organization)
     chosen = request.GET.get("filter", "unmapped")
@@ -103,6 +122,7 @@ def accounts(request):
         "company_query": company_query,
         "unmapped_count": services.unmapped_accounts(organization).count(),
         "can_map": request.membership.has_role(Role.BILLING),
+        "setup": setup,
     }
     if request.htmx and request.htmx.target in ("account-cards", "company-list"):
         part = "cards" if request.htmx.target == "account-cards" else "companies"
@@ -223,3 +243,142 @@ def company_choices(request, account_id):
 def unmapped_counter(request):
     count = services.unmapped_accounts(request.organization).count()
     return HttpResponse(f"{count} unmapped")
+
+
+@member_required()
+def services_page(request):
+    organization = request.organization
+    query = request.GET.get("pq", "").strip()[:100]
+    products = _search(
+        PSAProduct.objects.filter(organization=organization, missing_since=None)
+        .select_related("connection")
+        .annotate(mapped=Count("mappings")),
+        query,
+        "name",
+        "identifier",
+        "description",
+    ).order_by("name", "id")
+    vendor_services = (
+        VendorService.objects.filter(organization=organization)
+        .select_related("connection")
+        .prefetch_related("mappings__psa_product")
+        .order_by("name")
+    )
+    context = {
+        "products": Paginator(products, PAGE).get_page(request.GET.get("page")),
+        "product_query": query,
+        "vendor_services": vendor_services,
+        "can_map": request.membership.has_role(Role.BILLING),
+        "setup": (setup := _setup_connection(request)),
+        "finish_missing": services.finish_missing(setup) if setup else "",
+    }
+    if request.htmx and request.htmx.target == "product-list":
+        return render(request, "mapping/services.html#products", context)
+    return render(request, "mapping/services.html", context)
+
+
+def _service_card(request, service):
+    service = (
+        VendorService.objects.select_related("connection")
+        .prefetch_related("mappings__psa_product")
+        .get(pk=service.pk)
+    )
+    return render(request, "mapping/services.html#service", {"service": service, "can_map": True})
+
+
+@require_POST
+@member_required(Role.BILLING)
+def map_service(request, service_id):
+    service = get_for_org(VendorService, request, pk=service_id)
+    product_id = request.POST.get("product_id", "")
+    if not product_id.isdigit():
+        return HttpResponseBadRequest("Choose the PSA product to map to.")
+    product = get_for_org(PSAProduct.objects.filter(missing_since=None), request, pk=product_id)
+    services.map_service(service, product, request.user)
+    return _service_card(request, service)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def unmap_service(request, mapping_id):
+    mapping = get_for_org(
+        ServiceMapping.objects.select_related("vendor_service"), request, pk=mapping_id
+    )
+    services.unmap_service(mapping, request.user)
+    return _service_card(request, mapping.vendor_service)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def exclude_service(request, service_id):
+    service = get_for_org(VendorService, request, pk=service_id)
+    services.exclude_service(service, request.user)
+    return _service_card(request, service)
+
+
+@member_required()
+def product_choices(request, service_id):
+    """Products matching a name or Product ID, as buttons that map the service."""
+    service = get_for_org(VendorService, request, pk=service_id)
+    query = request.GET.get("product", "").strip()[:100]
+    found = (
+        _search(
+            PSAProduct.objects.filter(organization=request.organization, missing_since=None),
+            query,
+            "name",
+            "identifier",
+        ).order_by("name")[:8]
+        if len(query) >= 2
+        else []
+    )
+    return render(
+        request,
+        "mapping/_product_choices.html",
+        {"service": service, "found": found, "query": query},
+    )
+
+
+class AcceptAllForm(forms.Form):
+    minimum = forms.FloatField(
+        min_value=50, max_value=100, initial=95, label="Accept every suggestion scoring at least"
+    )
+
+
+@member_required(Role.BILLING)
+def accept_all(request):
+    """Show the suggestions a minimum score would accept; accept them when confirmed."""
+    form = AcceptAllForm(request.POST or request.GET or None)
+    pairs = []
+    if form.is_bound and form.is_valid():
+        minimum = form.cleaned_data["minimum"]
+        pairs = [
+            (a, c, s) for a, c, s, _ in services.suggestions(request.organization) if s >= minimum
+        ]
+        if request.method == "POST" and request.POST.get("confirm"):
+            count = services.accept_suggestions(request.organization, pairs, request.user)
+            messages.success(request, f"{count} suggestion{'s' if count != 1 else ''} accepted.")
+            return redirect("mapping:accounts")
+    return render(request, "mapping/accept_all.html", {"form": form, "pairs": pairs})
+
+
+def _setup_connection(request):
+    """The vendor connection being set up (wizard mode), from ?setup=<id>."""
+    setup = request.GET.get("setup", "")
+    if not setup.isdigit():
+        return None
+    return get_for_org(VendorConnection, request, pk=setup)
+
+
+@require_POST
+@member_required(Role.BILLING)
+def finish(request, connection_id):
+    """Finish the setup of a connection: needs one mapped account and one mapped service."""
+    connection = get_for_org(VendorConnection, request, pk=connection_id)
+    missing = services.finish_missing(connection)
+    if missing:
+        messages.error(request, missing)
+        return redirect(f"{reverse('mapping:services')}?setup={connection.pk}")
+    services.finish_setup(connection, request.user)
+    request_sync(connection, trigger="finish", actor=request.user)
+    messages.success(request, "Setup finished: the first sync is running.")
+    return redirect("integrations:detail", connection.pk)

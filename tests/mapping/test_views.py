@@ -154,3 +154,91 @@ def test_the_page_answers_with_a_constant_number_of_queries(
     assert "2002 unmapped" in response.content.decode()
     with django_assert_max_num_queries(16):
         owner_client.get(reverse("mapping:accounts"), {"q": "Customer 19", "cq": "Company 7"})
+
+
+@pytest.fixture
+def catalog(organization, board):
+    from tests.factories import PSAProductFactory, VendorServiceFactory
+
+    acme = board[0]
+    diamond = VendorServiceFactory(connection=acme.connection, name="KnowBe4 SAT Diamond")
+    product = PSAProductFactory(
+        connection__organization=organization,
+        identifier="KB4-DIA-U",
+        name="KnowBe4 Diamond - per user",
+    )
+    return diamond, product
+
+
+def test_services_are_found_by_product_id_and_mapped(owner_client, catalog):
+    diamond, product = catalog
+    found = owner_client.get(
+        reverse("mapping:product_choices", args=[diamond.pk]), {"product": "KB4-DIA"}
+    )
+    assert "KnowBe4 Diamond - per user" in found.content.decode()
+    response = owner_client.post(
+        reverse("mapping:map_service", args=[diamond.pk]), {"product_id": product.pk}, **HTMX
+    )
+    assert "KB4-DIA-U" in response.content.decode()
+    mapping = diamond.mappings.get()
+    owner_client.post(reverse("mapping:unmap_service", args=[mapping.pk]), **HTMX)
+    assert not diamond.mappings.exists()
+    owner_client.post(reverse("mapping:exclude_service", args=[diamond.pk]), **HTMX)
+    assert diamond.mappings.get().state == MappingState.EXCLUDED
+    page = owner_client.get(reverse("mapping:services"), {"pq": "KB4-DIA"})
+    assert "KnowBe4 Diamond - per user" in page.content.decode()
+
+
+def test_a_service_is_not_mapped_to_another_tenants_product(owner_client, catalog):
+    from tests.factories import PSAProductFactory
+
+    diamond, _ = catalog
+    foreign = PSAProductFactory(name="Foreign product")
+    assert (
+        owner_client.post(
+            reverse("mapping:map_service", args=[diamond.pk]), {"product_id": foreign.pk}
+        ).status_code
+        == 404
+    )
+    assert not diamond.mappings.exists()
+
+
+def test_accept_all_above_a_score_shows_the_list_first(owner_client, board):
+    _, henderson, companies = board
+    preview = owner_client.get(reverse("mapping:accept_all"), {"minimum": "90"})
+    assert [a.pk for a, _, _ in preview.context["pairs"]] == [henderson.pk]
+    assert not AccountMapping.objects.exists()
+    owner_client.post(reverse("mapping:accept_all"), {"minimum": "90", "confirm": "1"})
+    assert AccountMapping.objects.get().psa_company == companies["Henderson Dental Care PC"]
+    event = AuditEvent.objects.get(action="mapping.suggestions_accepted")
+    assert event.after["count"] == 1
+    assert owner_client.get(reverse("mapping:accept_all"), {"minimum": "10"}).context["form"].errors
+
+
+def test_the_wizard_auto_maps_once_and_finish_needs_one_account_and_one_service(
+    owner_client, organization, board, catalog, django_capture_on_commit_callbacks
+):
+    from reconcile.sync.models import SyncRun
+
+    acme, _, companies = board
+    connection = acme.connection
+    exact = VendorAccountFactory(connection=connection, name="blue harbor dental")
+    page = owner_client.get(reverse("mapping:accounts"), {"setup": connection.pk}, follow=True)
+    assert "1 customer was mapped automatically" in page.content.decode()
+    assert AccountMapping.objects.get(vendor_account=exact).source == Source.AUTO
+
+    services_page = owner_client.get(reverse("mapping:services"), {"setup": connection.pk})
+    assert "Finish — map at least one service to finish." in services_page.content.decode()
+    refused = owner_client.post(reverse("mapping:finish", args=[connection.pk]), follow=True)
+    assert "Map at least one service to finish." in refused.content.decode()
+    connection.refresh_from_db()
+    assert connection.setup_finished_at is None
+
+    diamond, product = catalog
+    owner_client.post(reverse("mapping:map_service", args=[diamond.pk]), {"product_id": product.pk})
+    with django_capture_on_commit_callbacks(execute=False):
+        done = owner_client.post(reverse("mapping:finish", args=[connection.pk]))
+    assert done.status_code == 302
+    connection.refresh_from_db()
+    assert connection.setup_finished_at is not None
+    assert SyncRun.objects.get(vendor_connection=connection).trigger == SyncRun.Trigger.FINISH
