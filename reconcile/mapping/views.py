@@ -248,6 +248,15 @@ def unmapped_counter(request):
 @member_required()
 def services_page(request):
     organization = request.organization
+    setup = _setup_connection(request)
+    if setup and not setup.setup_finished_at and request.membership.has_role(Role.BILLING):
+        mapped = services.auto_map_services(organization, request.user)
+        if mapped:
+            messages.success(
+                request,
+                f"{mapped} service{'s were' if mapped != 1 else ' was'} "
+                "mapped automatically: the names are identical.",
+            )
     query = request.GET.get("pq", "").strip()[:100]
     products = _search(
         PSAProduct.objects.filter(organization=organization, missing_since=None)
@@ -269,7 +278,7 @@ def services_page(request):
         "product_query": query,
         "vendor_services": vendor_services,
         "can_map": request.membership.has_role(Role.BILLING),
-        "setup": (setup := _setup_connection(request)),
+        "setup": setup,
         "finish_missing": services.finish_missing(setup) if setup else "",
     }
     if request.htmx and request.htmx.target == "product-list":

@@ -3,7 +3,13 @@ from django.urls import reverse
 
 from integrations.models import VendorAccount
 from psa.models import PSACompany
-from reconcile.mapping.models import AccountMapping, MappingState, RejectedSuggestion, Source
+from reconcile.mapping.models import (
+    AccountMapping,
+    MappingState,
+    RejectedSuggestion,
+    ServiceMapping,
+    Source,
+)
 from reconcile.tenancy.models import AuditEvent, Role
 from tests.conftest import login
 from tests.factories import PSACompanyFactory, VendorAccountFactory
@@ -242,3 +248,16 @@ def test_the_wizard_auto_maps_once_and_finish_needs_one_account_and_one_service(
     connection.refresh_from_db()
     assert connection.setup_finished_at is not None
     assert SyncRun.objects.get(vendor_connection=connection).trigger == SyncRun.Trigger.FINISH
+
+
+def test_the_wizard_maps_identical_service_names_on_the_first_setup(
+    owner_client, organization, board
+):
+    from tests.factories import PSAProductFactory, VendorServiceFactory
+
+    connection = board[0].connection
+    service = VendorServiceFactory(connection=connection, name="Compliance Plus")
+    product = PSAProductFactory(connection__organization=organization, name="COMPLIANCE  PLUS")
+    page = owner_client.get(reverse("mapping:services"), {"setup": connection.pk})
+    assert "1 service was mapped automatically" in page.content.decode()
+    assert ServiceMapping.objects.get(vendor_service=service).psa_product == product
