@@ -153,7 +153,7 @@ def _card(request, account, status=200):
 def _done(request, account):
     if request.htmx:
         return _card(request, account)
-    return redirect(request.POST.get("next") or "mapping:accounts")
+    return redirect("mapping:accounts")
 
 
 def _company(request):
