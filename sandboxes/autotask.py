@@ -32,7 +32,8 @@ created with 0 units, as Autotask does.
 Limits: 10,000 requests per rolling hour per database (partner), 0.5 s of added latency from
 50 % of that and 1 s from 75 % (`threshold_latency`), 429 with Retry-After at 100 %; at most 3
 concurrent requests per entity and integration code (`thread_limit`). Control keys:
-hourly_request_limit, threshold_latency, thread_limit, plus the common ones.
+hourly_request_limit, threshold_latency, thread_limit, plus the common ones. GET
+ThresholdInformation reports the budget and its use, as real Autotask does.
 
 Inferred where the research is silent or [I]: wrong UserName/Secret, or a user of another zone,
 get 401 with an empty body; a missing or unknown ApiIntegrationCode gets 500
@@ -721,7 +722,22 @@ async def _json_body(request: Request):
         raise ApiError(500, "The request body is not valid JSON.") from None
 
 
+def _threshold_information(slug: str) -> dict:
+    """Real Autotask's ThresholdInformation: the hourly budget and how much of it is used."""
+    limit = int(control.fault("hourly_request_limit"))
+    with _BUDGET_LOCK:
+        window = _BUDGETS.setdefault(limit, SlidingWindow(limit, 3600.0))
+        used = window.usage(slug, time.monotonic())
+    return {
+        "externalRequestThreshold": limit,
+        "requestThresholdTimeframe": 60,
+        "currentTimeframeRequestCount": used,
+    }
+
+
 async def _handle(request: Request, slug: str, rest: list[str]) -> Response:
+    if rest and rest[0].lower() == "thresholdinformation" and request.method == "GET":
+        return JSONResponse(_threshold_information(slug))
     entity = _ENTITY_NAMES.get(rest[0].lower()) if rest else None
     if entity is None:
         raise ApiError(404, "The requested resource does not exist.")
