@@ -156,20 +156,27 @@ def _done(request, account):
     return redirect("mapping:accounts")
 
 
-def _company(request):
+def _account_and_company(request, account_id):
+    """The live account of the URL and the live company posted as company_id (both of the
+    current organization, else 404); the company is None when none was posted."""
+    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
     company_id = request.POST.get("company_id", "")
     if not company_id.isdigit():
-        return None
-    return get_for_org(services.live_companies(request.organization), request, pk=company_id)
+        return account, None
+    return account, get_for_org(
+        services.live_companies(request.organization), request, pk=company_id
+    )
+
+
+NO_COMPANY = "Choose the PSA company."
 
 
 @require_POST
 @member_required(Role.BILLING)
 def map_account(request, account_id):
-    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
-    company = _company(request)
+    account, company = _account_and_company(request, account_id)
     if company is None:
-        return HttpResponseBadRequest("Choose the PSA company to map to.")
+        return HttpResponseBadRequest(NO_COMPANY)
     services.map_account(account, company, request.user)
     return _done(request, account)
 
@@ -177,10 +184,9 @@ def map_account(request, account_id):
 @require_POST
 @member_required(Role.BILLING)
 def accept_suggestion(request, account_id):
-    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
-    company = _company(request)
+    account, company = _account_and_company(request, account_id)
     if company is None:
-        return HttpResponseBadRequest("Choose the PSA company to map to.")
+        return HttpResponseBadRequest(NO_COMPANY)
     try:
         score = float(request.POST.get("score", ""))
     except ValueError:
@@ -192,10 +198,9 @@ def accept_suggestion(request, account_id):
 @require_POST
 @member_required(Role.BILLING)
 def reject_suggestion(request, account_id):
-    account = get_for_org(VendorAccount, request, pk=account_id, missing_since=None)
-    company = _company(request)
+    account, company = _account_and_company(request, account_id)
     if company is None:
-        return HttpResponseBadRequest("Say which suggestion to reject.")
+        return HttpResponseBadRequest(NO_COMPANY)
     services.reject_suggestion(account, company, request.user)
     return _done(request, account)
 
