@@ -4,6 +4,16 @@ from django.db import models
 from django.utils import timezone
 
 
+class PollingInterval(models.IntegerChoices):
+    """Minutes between scheduled syncs; 0 means the connection is synced by hand only."""
+
+    DISABLED = 0, "Disabled (sync by hand only)"
+    HOURLY = 60, "Every hour"
+    SIX_HOURS = 360, "Every 6 hours"
+    DAILY = 1440, "Daily"
+    WEEKLY = 10080, "Weekly"
+
+
 class Connection(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -17,6 +27,11 @@ class Connection(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    polling_interval = models.PositiveIntegerField(
+        choices=PollingInterval.choices, default=PollingInterval.DAILY
+    )
+    # Minutes that must pass between two syncs started by hand ("Sync now").
+    min_manual_interval = models.PositiveIntegerField(default=15)
 
     class Meta:
         abstract = True

@@ -37,6 +37,7 @@ PAGES = [
     ("integrations:accounts", "connection"),
     ("sync:connection_status", "connection"),
     ("sync:run_detail", "run"),
+    ("sync:status", None),
 ]
 OWNER_PAGES = [
     ("integrations:connect_knowbe4", None),
@@ -48,6 +49,7 @@ OBJECT_POSTS = [
     ("integrations:rotate", "connection"),
     ("integrations:disconnect", "connection"),
     ("sync:sync_now", "connection"),
+    ("sync:schedule", "connection"),
     ("tenancy:change_role", "membership"),
     ("tenancy:remove_member", "membership"),
     ("tenancy:revoke_invitation", "invitation"),

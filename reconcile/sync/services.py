@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from integrations import registry
@@ -192,3 +193,75 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
     run.save()
     connection.mark_failed(message)
     return run
+
+
+CONNECTION_MODELS = {"vendor": VendorConnection, "psa": PSAConnection}
+
+
+def connection_kind(connection) -> str:
+    return "psa" if isinstance(connection, PSAConnection) else "vendor"
+
+
+def schedule_name(connection) -> str:
+    return f"sync-{connection_kind(connection)}-{connection.pk}"
+
+
+def apply_schedule(connection) -> Schedule | None:
+    """Make the connection's django-q2 Schedule match its polling interval (none if disabled)."""
+    name = schedule_name(connection)
+    interval = connection.polling_interval
+    if not interval or connection.state == connection.State.DISABLED:
+        Schedule.objects.filter(name=name).delete()
+        return None
+    current = Schedule.objects.filter(name=name).first()
+    if current and current.minutes == interval:
+        return current
+    schedule, _ = Schedule.objects.update_or_create(
+        name=name,
+        defaults={
+            "func": "reconcile.sync.tasks.scheduled_sync",
+            "args": repr((connection_kind(connection), connection.pk)),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": interval,
+            "repeats": -1,
+            "next_run": timezone.now() + timedelta(minutes=interval),
+        },
+    )
+    return schedule
+
+
+def next_scheduled_run(connection):
+    return (
+        Schedule.objects.filter(name=schedule_name(connection))
+        .values_list("next_run", flat=True)
+        .first()
+    )
+
+
+def manual_sync_refusal(connection) -> str:
+    """Why "Sync now" must wait, or "" (a per-connection minimum between manual syncs)."""
+    last = (
+        SyncRun.objects.filter(**_scope(connection))
+        .order_by("-queued_at")
+        .values_list("queued_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return ""
+    possible = last + timedelta(minutes=connection.min_manual_interval)
+    if possible <= timezone.now():
+        return ""
+    at = timezone.localtime(possible)
+    return (
+        f"The last sync started less than {connection.min_manual_interval} minutes ago: "
+        f"next manual sync possible at {at:%H:%M}."
+    )
+
+
+def on_connection_saved(sender, instance, created, **kwargs) -> None:
+    if created:
+        apply_schedule(instance)
+
+
+def on_connection_deleted(sender, instance, **kwargs) -> None:
+    Schedule.objects.filter(name=schedule_name(instance)).delete()

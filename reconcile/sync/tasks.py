@@ -6,3 +6,11 @@ from reconcile.sync import services
 def sync_connection(run_id: int) -> str:
     run = services.run_sync(run_id)
     return run.state if run else "not claimed"
+
+
+def scheduled_sync(kind: str, connection_id: int) -> str:
+    """Entry point of a connection's Schedule: queue a run unless one is active."""
+    connection = services.CONNECTION_MODELS[kind].objects.filter(pk=connection_id).first()
+    if connection is None or connection.state == connection.State.DISABLED:
+        return "skipped"
+    return services.queue_sync(connection, trigger="schedule").state

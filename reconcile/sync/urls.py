@@ -5,6 +5,9 @@ from reconcile.sync import views
 app_name = "sync"
 
 urlpatterns = [
+    path("", views.status_page, name="status"),
+    path("all/", views.sync_all, name="sync_all"),
+    path("<str:kind>/<int:connection_id>/schedule/", views.set_schedule, name="schedule"),
     path(
         "<str:kind>/<int:connection_id>/status/", views.connection_status, name="connection_status"
     ),

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -6,12 +7,13 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import VendorConnection
 from psa.models import BillingLine, PSACompany, PSAConnection
+from reconcile.connections import PollingInterval
+from reconcile.sync import services
 from reconcile.sync.models import SyncRun
-from reconcile.sync.services import queue_sync
+from reconcile.sync.services import CONNECTION_MODELS, queue_sync
+from reconcile.tenancy import audit
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
-
-CONNECTION_MODELS = {"vendor": VendorConnection, "psa": PSAConnection}
 
 
 def _connection(request, kind: str, connection_id: int):
@@ -43,6 +45,7 @@ def status_context(connection) -> dict:
         "count": count,
         "noun": noun,
         "extra": extra,
+        "next_run": services.next_scheduled_run(connection),
     }
 
 
@@ -61,11 +64,91 @@ def connection_status(request, kind, connection_id):
 @member_required(Role.OWNER)
 def sync_now(request, kind, connection_id):
     connection = _connection(request, kind, connection_id)
-    run = queue_sync(connection, trigger=SyncRun.Trigger.MANUAL, actor=request.user)
+    refusal = services.manual_sync_refusal(connection)
+    if not refusal:
+        queue_sync(connection, trigger=SyncRun.Trigger.MANUAL, actor=request.user)
     if request.htmx:
-        return render(request, "sync/_connection_status.html", status_context(connection))
-    if run.requested_by_id == request.user.pk:
+        return render(
+            request,
+            "sync/_connection_status.html",
+            status_context(connection) | {"refusal": refusal},
+        )
+    if refusal:
+        messages.error(request, refusal)
+    else:
         messages.success(request, "Sync queued.")
+    return redirect(detail_url(connection))
+
+
+def _all_connections(organization):
+    return [
+        *VendorConnection.objects.filter(organization=organization),
+        *PSAConnection.objects.filter(organization=organization),
+    ]
+
+
+@member_required()
+def status_page(request):
+    """Every connection: state, last success and error, next run, progress, run history."""
+    rows = [status_context(connection) for connection in _all_connections(request.organization)]
+    runs = SyncRun.objects.filter(organization=request.organization).select_related(
+        "vendor_connection", "psa_connection"
+    )[:30]
+    return render(request, "sync/status.html", {"rows": rows, "runs": runs})
+
+
+@require_POST
+@member_required(Role.OWNER)
+def sync_all(request):
+    started, waiting = 0, []
+    for connection in _all_connections(request.organization):
+        if connection.state == connection.State.DISABLED:
+            continue
+        refusal = services.manual_sync_refusal(connection)
+        if refusal:
+            waiting.append(f"{connection}: {refusal}")
+        else:
+            queue_sync(connection, trigger=SyncRun.Trigger.MANUAL, actor=request.user)
+            started += 1
+    messages.success(request, f"{started} sync{'s' if started != 1 else ''} started.")
+    for line in waiting:
+        messages.warning(request, line)
+    return redirect("sync:status")
+
+
+@require_POST
+@member_required(Role.OWNER)
+def set_schedule(request, kind, connection_id):
+    connection = _connection(request, kind, connection_id)
+    try:
+        interval = int(request.POST.get("polling_interval", ""))
+        minimum = int(request.POST.get("min_manual_interval", connection.min_manual_interval))
+    except ValueError:
+        interval = minimum = -1
+    if interval not in PollingInterval.values or not 0 <= minimum <= 1440:
+        messages.error(
+            request,
+            "Choose one of the listed intervals, and a minimum between 0 "
+            "and 1,440 minutes between manual syncs.",
+        )
+        return redirect(detail_url(connection))
+    with transaction.atomic():
+        before = {
+            "polling_interval": connection.polling_interval,
+            "min_manual_interval": connection.min_manual_interval,
+        }
+        connection.polling_interval, connection.min_manual_interval = interval, minimum
+        connection.save(update_fields=["polling_interval", "min_manual_interval"])
+        services.apply_schedule(connection)
+        audit.record(
+            connection.organization,
+            request.user,
+            "sync.schedule_changed",
+            connection,
+            before=before,
+            after={"polling_interval": interval, "min_manual_interval": minimum},
+        )
+    messages.success(request, f"Schedule saved: {PollingInterval(interval).label.lower()}.")
     return redirect(detail_url(connection))
 
 

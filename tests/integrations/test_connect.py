@@ -144,6 +144,7 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
     snapshots = UsageSnapshot.objects.count()
     assert len(good) == 160
 
+    VendorConnection.objects.update(min_manual_interval=0)  # retry at once
     sent = sandbox.key_state(sandbox.demo_key)["request_count"]
     # introspection, page 1, page 2, then page 3 answers 500
     sandbox.set_key(sandbox.demo_key, fail_on_requests=[sent + 4])
@@ -263,6 +264,7 @@ def test_a_second_import_records_changes_and_vanished_accounts(
     moved.active_users = (moved.active_users or 0) + 7  # KnowBe4 will report the old count
     moved.save()
     snapshots = UsageSnapshot.objects.filter(account=moved).count()
+    VendorConnection.objects.update(min_manual_interval=0)
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
     run = SyncRun.objects.first()

@@ -107,6 +107,7 @@ def test_a_5xx_while_paging_fails_the_run_and_keeps_the_last_good_import(
 ):
     connection = make_psa_connection("connectwise", page_size=50)
     good = dict(BillingLine.objects.values_list("external_id", "quantity"))
+    PSAConnection.objects.update(min_manual_interval=0)
     psa_faults("connectwise", fail_on_requests=[psa_state("connectwise")["requests"] + 6])
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("sync:sync_now", args=["psa", connection.pk]))
