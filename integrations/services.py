@@ -127,8 +127,9 @@ class AccountImport:
     overlaps the next page's HTTP request. `finish()` merges the staged rows into the live
     tables with a few set-based statements in one transaction; until then the last good
     import is untouched, and a failed import only leaves staged rows, which `discard()` drops.
-    Usage snapshots are change points: written when an account is new or its active users or
-    seats moved, so history stays exact without a row per account per sync.
+    Usage snapshots are change points: written for every service of an account whose record
+    changed (new, counts moved, another subscription level or add-ons), so the latest points of
+    an account are its current services and history stays exact without a row per sync.
     """
 
     def __init__(self, connection: VendorConnection, sync_run_id: int):
@@ -161,13 +162,9 @@ class AccountImport:
                 change = "unchanged"
             setattr(self.counts, change, getattr(self.counts, change) + 1)
             accounts.append((self.sync_run_id, record.external_id, change, *values))
-            counts_moved = current is None or (current[5], current[6]) != (
-                record.seats,
-                record.active_users,
-            )
             for service in record.usage:
                 self.services.setdefault(service.code, service.name[:200])
-                if counts_moved:
+                if change != "unchanged":  # counts, level or add-ons moved: a new point
                     usage.append(
                         (
                             self.sync_run_id,

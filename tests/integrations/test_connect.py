@@ -281,3 +281,23 @@ def test_a_second_import_records_changes_and_vanished_accounts(
         moved.pk,
         readded.pk,
     }
+
+
+def test_an_upgrade_with_the_same_user_count_records_the_new_service(
+    owner_client, sandbox, django_capture_on_commit_callbacks
+):
+    connect(owner_client, sandbox.demo_key, capture=django_capture_on_commit_callbacks)
+    connection = VendorConnection.objects.get()
+    account = connection.accounts.filter(subscription_level="Gold").order_by("id").first()
+    # As if the last import had seen it on Silver: this import sees Gold, same counts.
+    account.subscription_level = "Silver"
+    account.raw = account.raw | {"subscriptionObject": {"subscriptionLevel": "Silver"}}
+    account.save()
+    VendorConnection.objects.update(min_manual_interval=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
+    run = SyncRun.objects.first()
+    assert run.updated == 1
+    latest = UsageSnapshot.objects.filter(account=account, sync_run_id=run.pk)
+    assert [s.service.code for s in latest] == ["sat-gold"]
+    assert latest.get().active_users == account.active_users
