@@ -110,7 +110,8 @@ def sync_all(request):
         else:
             queue_sync(connection, trigger=SyncRun.Trigger.MANUAL, actor=request.user)
             started += 1
-    messages.success(request, f"{started} sync{'s' if started != 1 else ''} started.")
+    report = messages.success if started else messages.info
+    report(request, f"{started} sync{'s' if started != 1 else ''} started.")
     for line in waiting:
         messages.warning(request, line)
     return redirect("sync:status")
