@@ -132,10 +132,15 @@ class UsageSnapshot(models.Model):
     # The reconcile.sync SyncRun that took it: an id, not a foreign key, because the sync
     # app sits above this one and imports point down only.
     sync_run_id = models.BigIntegerField(null=True, db_index=True)
+    # The account's latest points: what it uses now. Older points are history.
+    is_current = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["-taken_at"]
-        indexes = [models.Index(fields=["account", "service", "-taken_at"])]
+        indexes = [
+            models.Index(fields=["account", "service", "-taken_at"]),
+            models.Index(fields=["organization", "is_current"]),
+        ]
 
     def __str__(self):
         return f"{self.active_users} active users at {self.taken_at:%Y-%m-%d %H:%M}"

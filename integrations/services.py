@@ -240,6 +240,13 @@ def merge_statements(connection: VendorConnection, run_id: int, now) -> list[tup
             [at, connection.pk, run_id],
         ),
         (
+            f"UPDATE {snapshot} SET is_current = false WHERE is_current AND account_id IN "
+            f"(SELECT a.id FROM {account} a JOIN {staged} s ON a.connection_id = %s "
+            f"AND a.external_id = s.external_id WHERE s.sync_run_id = %s "
+            f"AND s.change <> 'unchanged')",
+            [connection.pk, run_id],
+        ),
+        (
             f"INSERT INTO {snapshot} (organization_id, account_id, service_id, active_users, "
             f"seats, taken_at, sync_run_id) "
             f"SELECT %s, a.id, s.id, u.active_users, u.seats, %s, %s FROM {usage} u "

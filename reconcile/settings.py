@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "psa",
     "reconcile.mapping",
     "reconcile.sync",
+    "reconcile.review",
 ]
 
 MIDDLEWARE = [

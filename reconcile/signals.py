@@ -15,3 +15,7 @@ def request_sync(connection, *, trigger: str, actor=None):
         sender=type(connection), connection=connection, trigger=trigger, actor=actor
     )
     return responses[0][1] if responses else None
+
+
+# Sent by the sync app when a run succeeded (`run=`); the review app reconciles on it.
+sync_succeeded = Signal()

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
-from psa.models import PSACompany, PSAConnection, PSAProduct
+from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import Invitation, Membership, Organization, Role
 
@@ -154,3 +154,33 @@ class PSAProductFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda n: str(900 + n))
     identifier = factory.Sequence(lambda n: f"KB4-{n}")
     name = factory.Sequence(lambda n: f"KnowBe4 product {n}")
+
+
+class BillingContainerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillingContainer
+
+    connection = factory.SubFactory(PSAConnectionFactory)
+    organization = factory.SelfAttribute("connection.organization")
+    company = factory.SubFactory(
+        PSACompanyFactory, connection=factory.SelfAttribute("..connection")
+    )
+    external_id = factory.Sequence(lambda n: str(7000 + n))
+    kind = "agreement"
+    name = factory.Sequence(lambda n: f"Agreement {n}")
+
+
+class BillingLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillingLine
+
+    container = factory.SubFactory(BillingContainerFactory)
+    connection = factory.SelfAttribute("container.connection")
+    organization = factory.SelfAttribute("container.organization")
+    company = factory.SelfAttribute("container.company")
+    product = factory.SubFactory(
+        PSAProductFactory, connection=factory.SelfAttribute("..connection")
+    )
+    external_id = factory.Sequence(lambda n: str(80000 + n))
+    quantity = 50
+    unit_price = 3

@@ -18,6 +18,7 @@ from integrations.models import VendorConnection
 from psa import services as psa_services
 from psa.models import PSAConnection
 from reconcile.errors import ExternalAPIError
+from reconcile.signals import sync_succeeded
 from reconcile.sync.models import SyncRun
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def run_sync(run_id: int) -> SyncRun | None:
     run.state = SyncRun.State.SUCCEEDED
     run.finished_at = timezone.now()
     run.save()
+    sync_succeeded.send(sender=SyncRun, run=run)
     return run
 
 

@@ -274,6 +274,13 @@ def test_a_second_import_records_changes_and_vanished_accounts(
     assert connection.accounts.filter(missing_since=None).count() == 160
     # one new change point per service of the account whose count moved, none for the rest
     assert UsageSnapshot.objects.filter(account=moved).count() == 2 * snapshots
+    # the new points are current, the ones they supersede are history
+    assert UsageSnapshot.objects.filter(account=moved, is_current=True).count() == snapshots
+    assert set(
+        UsageSnapshot.objects.filter(account=moved, is_current=True).values_list(
+            "sync_run_id", flat=True
+        )
+    ) == {run.pk}
     readded = connection.accounts.get(external_id=gone.raw["id"].__str__())
     assert set(
         UsageSnapshot.objects.filter(sync_run_id=run.pk).values_list("account", flat=True)

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ReviewConfig(AppConfig):
+    name = "reconcile.review"
+    label = "review"
+    verbose_name = "Review"
+
+    def ready(self):
+        from reconcile.review import services
+        from reconcile.signals import sync_succeeded
+
+        sync_succeeded.connect(services.on_sync_succeeded, dispatch_uid="review.reconcile")
