@@ -107,6 +107,22 @@ def auto_map(organization, actor=None) -> list[AccountMapping]:
     return created
 
 
+def _set_mapping(account: VendorAccount, actor, action: str, **values) -> AccountMapping:
+    """Create or replace the account's mapping, auditing what it was and what it is."""
+    current = (
+        AccountMapping.objects.filter(vendor_account=account).select_related("psa_company").first()
+    )
+    before = _describe(current)
+    mapping, _ = AccountMapping.objects.update_or_create(
+        vendor_account=account,
+        defaults={"organization_id": account.organization_id, "mapped_by": actor, **values},
+    )
+    audit.record(
+        account.organization, actor, action, mapping, before=before, after=_describe(mapping)
+    )
+    return mapping
+
+
 @transaction.atomic
 def map_account(
     account: VendorAccount,
@@ -119,59 +135,29 @@ def map_account(
     """Map (or move) an account to a company of the same organization."""
     if account.organization_id != company.organization_id:
         raise ValueError("The account and the company belong to different organizations.")
-    current = (
-        AccountMapping.objects.filter(vendor_account=account).select_related("psa_company").first()
-    )
-    before = _describe(current)
-    mapping, _ = AccountMapping.objects.update_or_create(
-        vendor_account=account,
-        defaults={
-            "organization_id": account.organization_id,
-            "psa_company": company,
-            "state": MappingState.MAPPED,
-            "source": source,
-            "score": score,
-            "mapped_by": actor,
-        },
-    )
-    audit.record(
-        account.organization,
+    return _set_mapping(
+        account,
         actor,
         "mapping.account_mapped",
-        mapping,
-        before=before,
-        after=_describe(mapping),
+        psa_company=company,
+        state=MappingState.MAPPED,
+        source=source,
+        score=score,
     )
-    return mapping
 
 
 @transaction.atomic
 def exclude_account(account: VendorAccount, actor) -> AccountMapping:
     """Leave the account out of reconciliation and of the unmapped count."""
-    current = (
-        AccountMapping.objects.filter(vendor_account=account).select_related("psa_company").first()
-    )
-    before = _describe(current)
-    mapping, _ = AccountMapping.objects.update_or_create(
-        vendor_account=account,
-        defaults={
-            "organization_id": account.organization_id,
-            "psa_company": None,
-            "state": MappingState.EXCLUDED,
-            "source": Source.MANUAL,
-            "score": None,
-            "mapped_by": actor,
-        },
-    )
-    audit.record(
-        account.organization,
+    return _set_mapping(
+        account,
         actor,
         "mapping.account_excluded",
-        mapping,
-        before=before,
-        after=_describe(mapping),
+        psa_company=None,
+        state=MappingState.EXCLUDED,
+        source=Source.MANUAL,
+        score=None,
     )
-    return mapping
 
 
 @transaction.atomic
@@ -197,12 +183,20 @@ def _describe(mapping: AccountMapping | None) -> dict | None:
     }
 
 
-def suggestions(organization) -> list[tuple[VendorAccount, PSACompany, float, float]]:
-    """(account, company, score, runner-up score) for every unmapped account whose best PSA
-    company clears the threshold and the margin; rejected pairs are never offered."""
-    refresh_keys(VendorAccount, organization)
-    refresh_keys(PSACompany, organization)
-    accounts = list(unmapped_accounts(organization).only("id", "name", *KEY_FIELDS[:3]))
+def suggestions(
+    organization, accounts=None
+) -> list[tuple[VendorAccount, PSACompany, float, float]]:
+    """(account, company, score, runner-up score) for the unmapped accounts whose best PSA
+    company clears the threshold and the margin; rejected pairs are never offered.
+
+    Without `accounts`, every unmapped account of the organization, with keys refreshed
+    first; a page passes the accounts it loaded after refreshing them itself.
+    """
+    if accounts is None:
+        refresh_keys(VendorAccount, organization)
+        refresh_keys(PSACompany, organization)
+        accounts = unmapped_accounts(organization).only("id", "name", *KEY_FIELDS[:3])
+    accounts = list(accounts)
     companies = list(live_companies(organization).only("id", "name", *KEY_FIELDS[:3]))
     if not accounts or not companies:
         return []
@@ -210,10 +204,10 @@ def suggestions(organization) -> list[tuple[VendorAccount, PSACompany, float, fl
     company_at = {c.pk: i for i, c in enumerate(companies)}
     rejected = [
         (account_at[a], company_at[c])
-        for a, c in RejectedSuggestion.objects.filter(organization=organization).values_list(
+        for a, c in RejectedSuggestion.objects.filter(vendor_account__in=accounts).values_list(
             "vendor_account_id", "psa_company_id"
         )
-        if a in account_at and c in company_at
+        if c in company_at
     ]
     found = best_candidates(
         [_keys(a) for a in accounts], [_keys(c) for c in companies], rejected=rejected

@@ -10,11 +10,9 @@ from django.views.decorators.http import require_POST
 from integrations.models import VendorAccount, VendorConnection, VendorService
 from psa.models import PSACompany, PSAProduct
 from reconcile.mapping import services
-from reconcile.mapping.matching import NameKeys, best_candidates
 from reconcile.mapping.models import (
     AccountMapping,
     MappingState,
-    RejectedSuggestion,
     ServiceMapping,
 )
 from reconcile.signals import request_sync
@@ -45,30 +43,7 @@ def _page_suggestions(organization, accounts) -> dict[int, tuple]:
     unmapped = [a for a in accounts if not hasattr(a, "mapping")]
     if not unmapped:
         return {}
-    companies = list(
-        services.live_companies(organization).only(
-            "id", "name", "identifier", "name_full", "name_core", "name_legal"
-        )
-    )
-    if not companies:
-        return {}
-    company_at = {c.pk: i for i, c in enumerate(companies)}
-    account_at = {a.pk: i for i, a in enumerate(unmapped)}
-    rejected = [
-        (account_at[a], company_at[c])
-        for a, c in RejectedSuggestion.objects.filter(vendor_account__in=unmapped).values_list(
-            "vendor_account_id", "psa_company_id"
-        )
-        if c in company_at
-    ]
-    found = best_candidates(
-        [NameKeys(a.name_full, a.name_core, a.name_legal) for a in unmapped],
-        [NameKeys(c.name_full, c.name_core, c.name_legal) for c in companies],
-        rejected=rejected,
-    )
-    return {
-        unmapped[s.vendor_index].pk: (companies[s.psa_index], s.score) for s in found if s.clears()
-    }
+    return {a.pk: (c, score) for a, c, score, _ in services.suggestions(organization, unmapped)}
 
 
 @member_required()
