@@ -231,16 +231,16 @@ def refusal_reason(line: BillingLine, quantity: Decimal, adapter) -> str:
 
 
 def set_quantity(
-    line: BillingLine, quantity: Decimal, effective_date: datetime.date, actor
+    line: BillingLine, quantity: Decimal, effective_date: datetime.date, actor, adapter=None
 ) -> QuantityPush:
     """Change a line's quantity in the PSA and prove it by reading it back.
 
     Idempotent: the line is read first and only what is still missing is sent, so retrying
     after a timeout never applies a delta twice. Every attempt lands in the QuantityPush
-    ledger and the audit log, whatever its outcome.
+    ledger and the audit log, whatever its outcome. Pass `adapter` to push many lines of one
+    connection through one session (and one rate limit).
     """
-    connection = line.connection
-    adapter = adapter_for(connection)
+    adapter = adapter or adapter_for(line.connection)
     push = QuantityPush(
         organization_id=line.organization_id,
         line=line,

@@ -5,11 +5,19 @@ call to the outside world retries the same way: 429 and 502/503/504 answers and 
 are retried a bounded number of times with exponential back-off, honouring `Retry-After`, and
 never waiting longer in total than TRUEUP_HTTP_MAX_RETRY_WAIT. When retries run out the last
 answer is returned, and the caller turns it into a message a person can read.
+
+A client may also be paced (`pace()`): requests wait for a slot of a pyrate-limiter Limiter
+before they are sent, so a PSA with a request budget is never pushed into answering 429. One
+Limiter is shared by every client of one adapter, retries included.
 """
+
+import math
 
 import httpx
 from django.conf import settings
 from httpx_retries import Retry, RetryTransport
+from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter.extras.httpx_limiter import RateLimiterTransport
 
 RETRY_STATUSES = (429, 502, 503, 504)
 
@@ -31,11 +39,23 @@ def retry_policy(*, retry_post: bool) -> Retry:
     )
 
 
-def client_options(*, retry_post: bool = False, **options) -> dict:
+def per_minute(requests: int) -> list[Rate]:
+    """At most `requests` in any minute, spread out: at most a 60th of them in any second."""
+    if requests < 60:
+        return [Rate(1, math.ceil(int(Duration.MINUTE) / requests))]
+    return [Rate(math.ceil(requests / 60), Duration.SECOND), Rate(requests, Duration.MINUTE)]
+
+
+def pace(rates: list[Rate] | None) -> Limiter | None:
+    return Limiter(rates, buffer_ms=5) if rates else None
+
+
+def client_options(*, retry_post: bool = False, limiter: Limiter | None = None, **options) -> dict:
     """Keyword arguments for `httpx.Client` (gql's HTTPXTransport passes them through)."""
+    sender = RateLimiterTransport(limiter) if limiter else httpx.HTTPTransport()
     return {
         "timeout": httpx.Timeout(settings.TRUEUP_HTTP_TIMEOUT, connect=10.0),
-        "transport": RetryTransport(retry=retry_policy(retry_post=retry_post)),
+        "transport": RetryTransport(transport=sender, retry=retry_policy(retry_post=retry_post)),
         "follow_redirects": False,
         "headers": {"User-Agent": "TrueUp/0.1 (+billing reconciliation)"}
         | options.pop("headers", {}),

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings as django_settings
+from pyrate_limiter import Duration, Rate
 
 from psa.adapters.base import (
     CompanyRecord,
@@ -138,6 +139,9 @@ def _is_json(response: httpx.Response) -> bool:
 class AutotaskAdapter(PSAAdapter):
     kind = "autotask"
     label = "Autotask PSA"
+    # 10,000 requests an hour per database, shared by every integration; Autotask slows
+    # answers down from half of it. TrueUp keeps to half unless the connection says otherwise.
+    default_rates = [Rate(5000, Duration.HOUR)]
     delta_writes = True
     whole_units = True
 
@@ -160,14 +164,14 @@ class AutotaskAdapter(PSAAdapter):
     def reader(self) -> httpx.Client:
         """Queries are POSTs that only read: retried like GETs."""
         if self._reader is None:
-            self._reader = http.client(retry_post=True)
+            self._reader = http.client(retry_post=True, limiter=self.limiter)
         return self._reader
 
     @property
     def writer(self) -> httpx.Client:
         """Adjustments are not idempotent: this client never retries a POST."""
         if self._writer is None:
-            self._writer = http.client(retry_post=False)
+            self._writer = http.client(retry_post=False, limiter=self.limiter)
         return self._writer
 
     def close(self) -> None:

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from pyrate_limiter import Rate
+
+from reconcile import http
+
 T = TypeVar("T")
 
 
@@ -132,10 +136,15 @@ class PSAAdapter(ABC):
     delta_writes: bool = False
     # Autotask takes whole units only.
     whole_units: bool = False
+    # The request budget TrueUp keeps to when the connection sets none (`requests_per_minute`
+    # in its settings); None: no pacing, only back-off when the PSA answers 429.
+    default_rates: list[Rate] | None = None
 
     def __init__(self, *, settings: dict, secrets: dict):
         self.settings = settings
         self.secrets = secrets
+        requests = settings.get("requests_per_minute")
+        self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
 
     @abstractmethod
     def test(self) -> ConnectionCheck:

@@ -228,6 +228,7 @@ class _Session:
     def __init__(self, adapter: ConnectWiseAdapter, client_id: str):
         self.adapter = adapter
         self.client = http.client(
+            limiter=adapter.limiter,
             auth=httpx.BasicAuth(
                 f"{adapter.company_id}+{str(adapter.secrets['public_key']).strip()}",
                 str(adapter.secrets["private_key"]).strip(),

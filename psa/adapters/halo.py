@@ -183,7 +183,7 @@ class HaloAdapter(PSAAdapter):
         params = {"tenant": self.tenant} if self.tenant else None
         if self._auth_http is None:
             # Asking for a token changes nothing, so it is retried like a read.
-            self._auth_http = http.client(retry_post=True)
+            self._auth_http = http.client(retry_post=True, limiter=self.limiter)
         response = self._transmit(self._auth_http, "POST", url, params=params, data=form)
         where = f"Halo's authorisation server at {_host(self.auth_server)}"
         if not _is_json(response) and response.status_code != 429:
@@ -229,7 +229,7 @@ class HaloAdapter(PSAAdapter):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = http.client(headers={"Accept": "application/json"})
+            self._http = http.client(headers={"Accept": "application/json"}, limiter=self.limiter)
         return self._http
 
     def _url(self, path: str) -> str:

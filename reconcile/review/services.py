@@ -1,5 +1,6 @@
 """Reconciliation: KnowBe4 active users against the quantity billed in the PSA."""
 
+import datetime
 import logging
 from collections import defaultdict
 from decimal import Decimal
@@ -12,7 +13,14 @@ from integrations.models import UsageSnapshot
 from psa.models import BillingLine, PSAProduct
 from reconcile.bulk import insert_rows
 from reconcile.mapping.models import AccountMapping, MappingState, ServiceMapping
-from reconcile.review.models import SeatDiscrepancy
+from reconcile.review.models import (
+    CompanyTag,
+    CountHistory,
+    Decision,
+    PushItem,
+    SeatDiscrepancy,
+)
+from reconcile.tenancy import audit
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +215,15 @@ def reconcile_organization(organization) -> dict[str, int]:
 
 
 COMPARED = FIELDS[1:-1]  # kind … monthly_change: what makes a card different
+NUMBERS = slice(5, 8)  # vendor_count, billed, target: a change reopens a decision
+UNDECIDED = {
+    "decision": "",
+    "decided_quantity": None,
+    "effective_date": None,
+    "dismiss_reason": "",
+    "decided_by_id": None,
+    "decided_at": None,
+}
 
 
 def _key(line_id, company_id, product_id):
@@ -215,23 +232,38 @@ def _key(line_id, company_id, product_id):
 
 def _write(organization, rows) -> None:
     """Insert new cards, update changed ones, delete vanished ones; unchanged cards keep their
-    row (and, later, what people decided about them)."""
+    row and what people decided about them. New and changed numbers become CountHistory
+    change points."""
     existing = {
         _key(*row[2:5]): row
         for row in SeatDiscrepancy.objects.filter(organization=organization).values_list(
             "id", *COMPARED
         )
     }
-    inserts, updates = [], []
+    inserts, updates, reopened, history = [], [], [], []
     for row in rows:
         current = existing.pop(_key(*row[2:5]), None)
         if current is None:
             inserts.append(row)
+            history.append(row)
         elif tuple(current[1:]) != row[1:-1]:
-            updates.append(SeatDiscrepancy(pk=current[0], **dict(zip(FIELDS, row, strict=True))))
+            fields = dict(zip(FIELDS, row, strict=True))
+            if current[NUMBERS] != row[NUMBERS]:
+                reopened.append(SeatDiscrepancy(pk=current[0], **fields, **UNDECIDED))
+                history.append(row)
+            else:
+                updates.append(SeatDiscrepancy(pk=current[0], **fields))
     SeatDiscrepancy.objects.filter(pk__in=[row[0] for row in existing.values()]).delete()
     insert_rows(SeatDiscrepancy, FIELDS, inserts)
     SeatDiscrepancy.objects.bulk_update(updates, FIELDS[1:], batch_size=1000)
+    SeatDiscrepancy.objects.bulk_update(reopened, FIELDS[1:] + list(UNDECIDED), batch_size=1000)
+    today = timezone.localdate()
+    insert_rows(
+        CountHistory,
+        ["organization_id", "line_id", "psa_company_id", "psa_product_id", "day"]
+        + ["vendor_count", "billed"],
+        [(row[0], row[2], row[3], row[4], today, row[5], row[6]) for row in history],
+    )
 
 
 def on_sync_succeeded(sender, *, run, **kwargs) -> None:
@@ -251,3 +283,160 @@ def on_sync_succeeded(sender, *, run, **kwargs) -> None:
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.items()))
         run.note(f"Reconciled: {counts or 'nothing mapped yet'}.")
     run.save(update_fields=["log"])
+
+
+# Decisions: what finance does with a card before anything is pushed.
+
+
+def first_of_next_month(today: datetime.date | None = None) -> datetime.date:
+    """The default effective date: billing in advance, the next period starts on the 1st."""
+    today = today or timezone.localdate()
+    return (today.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+
+
+def actionable(organization):
+    """Cards a person may approve, adjust or dismiss: a difference, and no push under way."""
+    return (
+        SeatDiscrepancy.objects.filter(organization=organization, kind__in=[RECONCILE, NEW_REVENUE])
+        .exclude(push_item__state__in=PushItem.ACTIVE)
+        .select_related("psa_company", "psa_product")
+    )
+
+
+def _decide(organization, actor, cards, action: str, **decision) -> int:
+    """Set the same decision on every card, with one audit event per card."""
+    now = timezone.now()
+    changes = []
+    for card in cards:
+        before = {"decision": card.decision or None, "quantity": _text(card.decided_quantity)}
+        for field, value in decision.items():
+            setattr(card, field, value(card) if callable(value) else value)
+        card.decided_by, card.decided_at = actor, now
+        changes.append(
+            (
+                card,
+                before,
+                {
+                    "decision": card.decision or None,
+                    "quantity": _text(card.decided_quantity),
+                    "effective_date": _text(card.effective_date),
+                    "reason": card.dismiss_reason or None,
+                    "vendor_count": card.vendor_count,
+                    "billed": _text(card.billed),
+                },
+            )
+        )
+    fields = [*decision, "decided_by", "decided_at"]
+    SeatDiscrepancy.objects.bulk_update([card for card, _, _ in changes], fields, batch_size=500)
+    return audit.record_each(organization, actor, action, changes)
+
+
+def _text(value):
+    return None if value is None else str(value)
+
+
+@transaction.atomic
+def approve(organization, actor, ids, effective_date=None) -> int:
+    """Approve the vendor count (the card's target) from `effective_date` (default: the 1st
+    of next month). Cards already approved keep their date unless one is given."""
+    cards = list(actionable(organization).filter(pk__in=ids).select_for_update(of=("self",)))
+    return _decide(
+        organization,
+        actor,
+        cards,
+        "review.approve",
+        decision=Decision.APPROVED,
+        decided_quantity=lambda card: card.target,
+        effective_date=lambda card: effective_date or card.effective_date or first_of_next_month(),
+        dismiss_reason="",
+    )
+
+
+@transaction.atomic
+def adjust(organization, actor, card_id, quantity: Decimal, effective_date) -> SeatDiscrepancy:
+    """Approve a quantity of finance's choosing (a contract minimum, a negotiated count)."""
+    card = actionable(organization).select_for_update(of=("self",)).get(pk=card_id)
+    _decide(
+        organization,
+        actor,
+        [card],
+        "review.adjust",
+        decision=Decision.ADJUSTED,
+        decided_quantity=quantity,
+        effective_date=effective_date,
+        dismiss_reason="",
+    )
+    return card
+
+
+@transaction.atomic
+def dismiss(organization, actor, ids, reason: str) -> int:
+    """Leave these numbers alone. The card returns when its numbers change."""
+    cards = list(actionable(organization).filter(pk__in=ids).select_for_update(of=("self",)))
+    return _decide(
+        organization,
+        actor,
+        cards,
+        "review.dismiss",
+        decision=Decision.DISMISSED,
+        decided_quantity=None,
+        effective_date=None,
+        dismiss_reason=reason,
+    )
+
+
+@transaction.atomic
+def undo(organization, actor, ids) -> int:
+    """Back to undecided."""
+    cards = list(
+        actionable(organization)
+        .filter(pk__in=ids)
+        .exclude(decision="")
+        .select_for_update(of=("self",))
+    )
+    return _decide(
+        organization,
+        actor,
+        cards,
+        "review.undo",
+        decision="",
+        decided_quantity=None,
+        effective_date=None,
+        dismiss_reason="",
+    )
+
+
+@transaction.atomic
+def set_effective_date(organization, actor, ids, effective_date) -> int:
+    """Bulk Set Effective Date (arrears billing): on the approved cards among `ids`."""
+    cards = list(
+        actionable(organization)
+        .filter(pk__in=ids, decision__in=[Decision.APPROVED, Decision.ADJUSTED])
+        .select_for_update(of=("self",))
+    )
+    return _decide(
+        organization, actor, cards, "review.effective_date", effective_date=effective_date
+    )
+
+
+@transaction.atomic
+def tag_companies(organization, actor, ids, name: str) -> int:
+    """Put a tag on the customers of the selected cards."""
+    company_ids = set(
+        SeatDiscrepancy.objects.filter(organization=organization, pk__in=ids).values_list(
+            "psa_company_id", flat=True
+        )
+    )
+    have = set(
+        CompanyTag.objects.filter(psa_company_id__in=company_ids, name=name).values_list(
+            "psa_company_id", flat=True
+        )
+    )
+    tags = CompanyTag.objects.bulk_create(
+        CompanyTag(organization=organization, psa_company_id=company_id, name=name)
+        for company_id in sorted(company_ids - have)
+    )
+    audit.record_each(
+        organization, actor, "review.tag", [(tag, None, {"tag": name}) for tag in tags]
+    )
+    return len(tags)

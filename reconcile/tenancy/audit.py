@@ -27,3 +27,28 @@ def record(
         before=before,
         after=after,
     )
+
+
+def record_each(
+    organization: Organization, actor, action: str, changes: list[tuple[models.Model, dict, dict]]
+) -> int:
+    """One audit event per (object, before, after), written in one statement (bulk actions)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.record_each() must run in the transaction that makes the change")
+    actor_email = getattr(actor, "email", "") or ""
+    actor = actor if actor and actor.is_authenticated else None
+    events = AuditEvent.objects.bulk_create(
+        AuditEvent(
+            organization=organization,
+            actor=actor,
+            actor_email=actor_email,
+            action=action,
+            object_type=obj._meta.model_name,
+            object_id=str(obj.pk),
+            object_repr=str(obj)[:200],
+            before=before,
+            after=after,
+        )
+        for obj, before, after in changes
+    )
+    return len(events)
