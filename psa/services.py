@@ -57,6 +57,25 @@ def choose_container_types(connection: PSAConnection, actor, types: list) -> Non
 
 
 @transaction.atomic
+def set_request_budget(connection: PSAConnection, actor, requests_per_minute: int | None) -> None:
+    """The PSA requests per minute TrueUp keeps to (None: the adapter's default)."""
+    before = connection.settings.get("requests_per_minute")
+    settings = {k: v for k, v in connection.settings.items() if k != "requests_per_minute"}
+    if requests_per_minute:
+        settings["requests_per_minute"] = int(requests_per_minute)
+    connection.settings = settings
+    connection.save(update_fields=["settings"])
+    audit.record(
+        connection.organization,
+        actor,
+        "psa.request_budget",
+        connection,
+        before={"requests_per_minute": before},
+        after={"requests_per_minute": settings.get("requests_per_minute")},
+    )
+
+
+@transaction.atomic
 def rotate_secrets(connection: PSAConnection, actor, secrets: dict, settings: dict) -> None:
     before = {"secret_last4": connection.secret_hint}
     connection.set_secrets(secrets)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("integrations/psa/", include("psa.urls")),
     path("sync/", include("reconcile.sync.urls")),
     path("mapping/", include("reconcile.mapping.urls")),
+    path("review/", include("reconcile.review.urls")),
 ]

@@ -23,7 +23,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from psa.adapters import adapter_class
+from psa.adapters.registry import adapter_class
 from psa.models import QuantityPush
 from psa.services import adapter_for, refusal_reason, set_quantity
 from reconcile.review.models import Decision, PushBatch, PushItem, SeatDiscrepancy
@@ -279,6 +279,9 @@ def _settle(item: PushItem, state: str, message: str, push: QuantityPush | None 
 def recover_stale(organization) -> int:
     """Items left `pushing` by a worker that stopped become `interrupted` (retryable), and
     their batches finish. Whether the PSA applied them is unknown until a retry reads it."""
+    running = PushBatch.objects.filter(organization=organization, state=PushBatch.State.RUNNING)
+    if not running.exists():
+        return 0
     cutoff = timezone.now() - timedelta(seconds=settings.TRUEUP_PUSH_STALE_AFTER)
     stale = PushItem.objects.filter(
         organization=organization, state=State.PUSHING, updated_at__lt=cutoff
@@ -290,10 +293,8 @@ def recover_stale(organization) -> int:
         "unknown. Retry reads the line first and sends only what is missing.",
         updated_at=timezone.now(),
     )
-    idle = (
-        PushBatch.objects.filter(organization=organization, state=PushBatch.State.RUNNING)
-        .annotate(last=Max("items__updated_at"))
-        .filter(Q(pk__in=batch_ids) | Q(last__lt=cutoff))
+    idle = running.annotate(last=Max("items__updated_at")).filter(
+        Q(pk__in=batch_ids) | Q(last__lt=cutoff)
     )
     for batch in idle:
         if batch.items.filter(state=State.PUSHING).exists():

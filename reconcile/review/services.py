@@ -14,6 +14,7 @@ from psa.models import BillingLine, PSAProduct
 from reconcile.bulk import insert_rows
 from reconcile.mapping.models import AccountMapping, MappingState, ServiceMapping
 from reconcile.review.models import (
+    BillingRule,
     CompanyTag,
     CountHistory,
     Decision,
@@ -440,3 +441,26 @@ def tag_companies(organization, actor, ids, name: str) -> int:
         organization, actor, "review.tag", [(tag, None, {"tag": name}) for tag in tags]
     )
     return len(tags)
+
+
+@transaction.atomic
+def set_rule(organization, actor, line, values: dict) -> BillingRule:
+    """Save a line's billing rule, then reconcile so its card reflects it at once."""
+    rule = BillingRule.objects.filter(line=line).first() or BillingRule(
+        organization=organization, line=line
+    )
+    before = {field: _text(getattr(rule, field)) for field in values} if rule.pk else None
+    for field, value in values.items():
+        setattr(rule, field, value)
+    rule.updated_by, rule.updated_at = actor, timezone.now()
+    rule.save()
+    audit.record(
+        organization,
+        actor,
+        "review.rule",
+        line,
+        before=before,
+        after={field: _text(value) for field, value in values.items()},
+    )
+    reconcile_organization(organization)
+    return rule

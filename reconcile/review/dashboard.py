@@ -1,0 +1,214 @@
+"""The dashboard's figures: what is under- and over-billed, what still needs mapping, whether
+every connection is fresh, and billed against used seats month by month.
+
+Every function reads a small constant number of queries, whatever the number of cards.
+"""
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import dateformat, timezone
+
+from integrations.models import VendorConnection
+from psa.models import PSAConnection
+from reconcile.connections import Connection, PollingInterval
+from reconcile.mapping.services import unmapped_accounts
+from reconcile.review.models import CountHistory, Decision, SeatDiscrepancy
+from reconcile.sync.models import SyncRun
+
+Kind = SeatDiscrepancy.Kind
+
+# The vendor reports more users than the PSA bills (new revenue cards included): money not
+# collected. Fewer: customers billed for seats nobody uses.
+UNDER = Q(delta__gt=0)
+OVER = Q(delta__lt=0)
+NEW_REVENUE = Q(kind=Kind.NEW_REVENUE)
+
+
+def totals(organization) -> dict:
+    """Seats and money per month under- and over-billed, in one aggregate query.
+
+    {"under": {...}, "over": {...}, "new_revenue": {...}}, each with `cards`, `seats`
+    (sum of the deltas, positive), `money` (sum of the monthly changes, positive, in the
+    organization's currency) and `unpriced` (cards without a unit price, not in `money`).
+    Dismissed cards are left out, as on the review page's default (open) view the figures
+    link to.
+    """
+    groups = {"under": UNDER, "over": OVER, "new_revenue": NEW_REVENUE & UNDER}
+    aggregates = {}
+    for name, condition in groups.items():
+        aggregates[f"{name}_cards"] = Count("id", filter=condition)
+        aggregates[f"{name}_seats"] = Sum("delta", filter=condition)
+        aggregates[f"{name}_money"] = Sum("monthly_change", filter=condition)
+        aggregates[f"{name}_unpriced"] = Count("id", filter=condition & Q(monthly_change=None))
+    row = (
+        SeatDiscrepancy.objects.filter(organization=organization)
+        .exclude(decision=Decision.DISMISSED)
+        .aggregate(**aggregates)
+    )
+    return {
+        name: {
+            "cards": row[f"{name}_cards"],
+            "seats": abs(row[f"{name}_seats"] or Decimal(0)),
+            "money": abs(row[f"{name}_money"] or Decimal(0)),
+            "unpriced": row[f"{name}_unpriced"],
+        }
+        for name in groups
+    }
+
+
+def unmapped_count(organization) -> int:
+    """Vendor accounts with no mapping, counted as the mapping page counts them."""
+    return unmapped_accounts(organization).count()
+
+
+@dataclass
+class Health:
+    """How fresh one connection's data is. `problem` is "" (healthy), "error" (the last
+    import failed), "never" (no import succeeded yet) or "stale" (no success for longer than
+    twice its polling interval)."""
+
+    connection: Connection
+    kind: str  # "vendor" or "psa"
+    problem: str
+    importing: bool  # a run is queued or running
+
+    @property
+    def is_bad(self) -> bool:
+        """Shown in red: failed, stale, or never imported with no import under way."""
+        return self.problem in ("error", "stale") or (
+            self.problem == "never" and not self.importing
+        )
+
+    @property
+    def expected_every(self) -> str:
+        return PollingInterval(self.connection.polling_interval).label.lower()
+
+
+def connection_problem(connection, now: datetime.datetime) -> str:
+    if connection.state == Connection.State.DISABLED:
+        return ""
+    if connection.state == Connection.State.ERROR:
+        return "error"
+    if connection.last_success_at is None:
+        return "never"
+    interval = connection.polling_interval
+    if interval and connection.last_success_at < now - datetime.timedelta(minutes=2 * interval):
+        return "stale"
+    return ""
+
+
+def sync_health(organization, now: datetime.datetime | None = None) -> list[Health]:
+    """Every vendor and PSA connection with its problem, if any (three queries)."""
+    now = now or timezone.now()
+    # Runs that stopped reporting are not "under way" (sync.services.mark_stale_runs).
+    cutoff = now - datetime.timedelta(seconds=settings.TRUEUP_SYNC_STALE_AFTER)
+    active = SyncRun.objects.filter(
+        Q(state=SyncRun.State.RUNNING, heartbeat_at__gte=cutoff)
+        | Q(state=SyncRun.State.QUEUED, queued_at__gte=cutoff),
+        organization=organization,
+    ).values_list("vendor_connection_id", "psa_connection_id")
+    importing = {("vendor", v) if v else ("psa", p) for v, p in active}
+    rows = [("vendor", c) for c in VendorConnection.objects.filter(organization=organization)]
+    rows += [("psa", c) for c in PSAConnection.objects.filter(organization=organization)]
+    return [
+        Health(
+            connection=connection,
+            kind=kind,
+            problem=connection_problem(connection, now),
+            importing=(kind, connection.pk) in importing,
+        )
+        for kind, connection in rows
+    ]
+
+
+def month_ends(today: datetime.date, months: int = 12) -> list[datetime.date]:
+    """The last day of each of the `months - 1` months before today's, then today."""
+    ends = [today]
+    first = today.replace(day=1)
+    for _ in range(months - 1):
+        ends.append(first - datetime.timedelta(days=1))
+        first = ends[-1].replace(day=1)
+    return ends[::-1]
+
+
+def monthly_series(organization, months: int = 12, today: datetime.date | None = None) -> list:
+    """Used and billed seats at each month end of the last `months` months (today for the
+    current one): [{"month": date, "used": int, "billed": Decimal}, …].
+
+    CountHistory holds change points per card: at a month end, each card counts the numbers
+    of its latest point on or before that day. One query reads the points up to today in
+    order; the fold keeps running sums, so it is linear in the points.
+    """
+    today = today or timezone.localdate()
+    ends = month_ends(today, months)
+    points = (
+        CountHistory.objects.filter(organization=organization, day__lte=today)
+        .order_by("day", "id")
+        .values_list("line_id", "psa_company_id", "psa_product_id", "day", "vendor_count", "billed")
+    )
+    current: dict[tuple, tuple[int, Decimal]] = {}
+    used, billed = 0, Decimal(0)
+    series = []
+    remaining = iter(ends)
+    end = next(remaining)
+    for line_id, company_id, product_id, day, vendor_count, billed_now in points.iterator(2000):
+        while day > end:
+            series.append({"month": end, "used": used, "billed": billed})
+            end = next(remaining)
+        key = ("line", line_id) if line_id is not None else ("new", company_id, product_id)
+        old_used, old_billed = current.get(key, (0, Decimal(0)))
+        new = (vendor_count or 0, billed_now or Decimal(0))
+        current[key] = new
+        used += new[0] - old_used
+        billed += new[1] - old_billed
+    series.append({"month": end, "used": used, "billed": billed})
+    series += [{"month": end, "used": used, "billed": billed} for end in remaining]
+    return series
+
+
+def months_with_data(series: list) -> int:
+    """How many points of the series come after the first change point (leading empty months
+    are the time before the first sync)."""
+    for index, point in enumerate(series):
+        if point["used"] or point["billed"]:
+            return len(series) - index
+    return 0
+
+
+def _number(value):
+    """A JSON number: an int when whole, else a float (chart points, not accounting)."""
+    return int(value) if value == int(value) else float(value)
+
+
+def chart(series: list, today: datetime.date | None = None) -> dict:
+    """The chart contract of static/js/charts.js, from the first month with data on.
+
+    {"labels": [...], "series": [{"label", "data", "color", "dashed"}, …]}
+    """
+    today = today or timezone.localdate()
+    shown = series[len(series) - months_with_data(series) :]
+    labels = [
+        "Today" if point["month"] == today else dateformat.format(point["month"], "M Y")
+        for point in shown
+    ]
+    return {
+        "labels": labels,
+        "series": [
+            {
+                "label": "Active users (KnowBe4)",
+                "data": [point["used"] for point in shown],
+                "color": "#ff6a13",
+                "dashed": False,
+            },
+            {
+                "label": "Billed seats (PSA)",
+                "data": [_number(point["billed"]) for point in shown],
+                "color": "#4338ca",
+                "dashed": True,
+            },
+        ],
+    }
