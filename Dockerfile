@@ -20,6 +20,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY --chown=trueup:trueup . .
 COPY --from=assets /build/node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 COPY --from=assets /build/node_modules/htmx.org/LICENSE static/vendor/htmx.LICENSE
+COPY --from=assets /build/node_modules/chart.js/dist/chart.umd.min.js /build/node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/
+COPY --from=assets /build/node_modules/chart.js/LICENSE.md static/vendor/chart.LICENSE
 # collectstatic reads settings only; these placeholders never reach a running container.
 RUN SECRET_KEY=collectstatic TRUEUP_ENCRYPTION_KEYS=collectstatic \
     python manage.py collectstatic --noinput --verbosity 0 \

@@ -27,11 +27,14 @@ $(VENV)/.synced: $(PY) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PY) --quiet
 	touch $@
 
+# One rule copies every front-end library; its target is the last file written.
 static/vendor/htmx.min.js: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor
-	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/
+	cp node_modules/chart.js/LICENSE.md static/vendor/chart.LICENSE
 	cp node_modules/htmx.org/LICENSE static/vendor/htmx.LICENSE
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/
 
 install: $(VENV)/.synced static/vendor/htmx.min.js
 

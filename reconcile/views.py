@@ -1,22 +1,29 @@
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.shortcuts import render
 
-from integrations.models import VendorAccount, VendorConnection
+from integrations.models import VendorConnection
 from psa.models import PSAConnection
+from reconcile.review import dashboard
 from reconcile.tenancy.access import member_required
 
 
 @member_required()
 def home(request):
-    """Landing page: what is connected, how many customers and users, and what to do next."""
+    """The finance dashboard: under- and over-billed seats and money, unmapped accounts, the
+    health of every connection, and billed against used seats over twelve months."""
     organization = request.organization
-    connections = VendorConnection.objects.filter(organization=organization).annotate(
-        account_count=Count("accounts", filter=Q(accounts__missing_since=None))
+    series = dashboard.monthly_series(organization)
+    return render(
+        request,
+        "home.html",
+        {
+            "totals": dashboard.totals(organization),
+            "unmapped": dashboard.unmapped_count(organization),
+            "health": dashboard.sync_health(organization),
+            "chart": dashboard.chart(series),
+            "history_months": dashboard.months_with_data(series),
+        },
     )
-    totals = VendorAccount.objects.filter(
-        organization=organization, missing_since=None, status=VendorAccount.Status.ACTIVE
-    ).aggregate(accounts=Count("id"), users=Sum("active_users"), seats=Sum("seats_purchased"))
-    return render(request, "home.html", {"connections": connections, "totals": totals})
 
 
 @member_required()

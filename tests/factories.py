@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from integrations.models import UsageSnapshot, VendorAccount, VendorConnection, VendorService
 from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
+from reconcile.review.models import CountHistory, SeatDiscrepancy
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import Invitation, Membership, Organization, Role
 
@@ -184,3 +185,37 @@ class BillingLineFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda n: str(80000 + n))
     quantity = 50
     unit_price = 3
+
+
+class SeatDiscrepancyFactory(factory.django.DjangoModelFactory):
+    """A reconcile card of a line: 48 users against 50 billed at 3.00 (over-billed by 2)."""
+
+    class Meta:
+        model = SeatDiscrepancy
+
+    line = factory.SubFactory(BillingLineFactory)
+    organization = factory.SelfAttribute("line.organization")
+    psa_company = factory.SelfAttribute("line.company")
+    psa_product = factory.SelfAttribute("line.product")
+    kind = SeatDiscrepancy.Kind.RECONCILE
+    vendor_count = 48
+    billed = 50
+    target = factory.LazyAttribute(lambda o: o.vendor_count)
+    delta = factory.LazyAttribute(lambda o: o.target - o.billed)
+    unit_price = 3
+    monthly_change = factory.LazyAttribute(lambda o: o.delta * o.unit_price)
+
+
+class CountHistoryFactory(factory.django.DjangoModelFactory):
+    """A change point of a line's card."""
+
+    class Meta:
+        model = CountHistory
+
+    line = factory.SubFactory(BillingLineFactory)
+    organization = factory.SelfAttribute("line.organization")
+    psa_company = factory.SelfAttribute("line.company")
+    psa_product = factory.SelfAttribute("line.product")
+    day = factory.LazyFunction(timezone.localdate)
+    vendor_count = 48
+    billed = 50

@@ -77,7 +77,7 @@ def reconcile_organization(organization) -> dict[str, int]:
     """Recompute every SeatDiscrepancy of the organization in one set-based pass.
 
     Lines of the same company and product (seats split over two lines) are compared as one:
-    the difference lands on the first line that can be pushed, the others show no change.
+    the difference lands on the largest line that can be pushed, the others show no change.
     """
     now = timezone.now()
     today = timezone.localdate()
@@ -120,7 +120,8 @@ def reconcile_organization(organization) -> dict[str, int]:
     rows = []
     organization_id = organization.pk
     for key, group in groups.items():
-        primary = next((line for line in group if not line[6]), group[0])
+        # The largest pushable line takes the difference: it can absorb a reduction.
+        primary = max(group, key=lambda line: (not line[6], line[3] + line[4]))
         billed = sum((line[3] + line[4] for line in group), Decimal(0))
         vendor = counts.get(key)
         for line in group:
@@ -166,7 +167,7 @@ def reconcile_organization(organization) -> dict[str, int]:
             if line[8] is not None:
                 wanted = max(wanted, line[8])
             delta = wanted - billed
-            target = line_billed + delta
+            target = max(line_billed + delta, Decimal(0))
             kind = NO_CHANGE if delta == 0 else RECONCILE
             money = (delta * line[5]).quantize(Decimal("0.01")) if line[5] is not None else None
             rows.append(
@@ -254,7 +255,15 @@ def _write(organization, rows) -> None:
                 history.append(row)
             else:
                 updates.append(SeatDiscrepancy(pk=current[0], **fields))
-    SeatDiscrepancy.objects.filter(pk__in=[row[0] for row in existing.values()]).delete()
+    gone = SeatDiscrepancy.objects.filter(pk__in=[row[0] for row in existing.values()])
+    # A card that vanished (line cancelled, mapping removed) counts nothing from today on.
+    history += [
+        (organization.pk, kind, line_id, company_id, product_id, None, None)
+        for kind, line_id, company_id, product_id in gone.values_list(
+            "kind", "line_id", "psa_company_id", "psa_product_id"
+        )
+    ]
+    gone.delete()
     insert_rows(SeatDiscrepancy, FIELDS, inserts)
     SeatDiscrepancy.objects.bulk_update(updates, FIELDS[1:], batch_size=1000)
     SeatDiscrepancy.objects.bulk_update(reopened, FIELDS[1:] + list(UNDECIDED), batch_size=1000)

@@ -3,8 +3,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from integrations.models import UsageSnapshot
+from psa.models import BillingLine
 from reconcile.mapping.models import AccountMapping, ServiceMapping
-from reconcile.review.models import BillingRule, SeatDiscrepancy
+from reconcile.review.models import BillingRule, CountHistory, SeatDiscrepancy
 from reconcile.review.services import reconcile_organization
 from tests.factories import (
     BillingLineFactory,
@@ -160,6 +162,19 @@ def test_split_lines_are_compared_together(organization, world):
     assert discrepancy(second).kind == Kind.NO_CHANGE
 
 
+def test_the_largest_split_line_absorbs_a_reduction_and_no_target_is_negative(organization, world):
+    _, _, small = world
+    BillingLine.objects.filter(pk=small.pk).update(quantity=5)
+    large = BillingLineFactory(container=small.container, product=small.product, quantity=60)
+    reconcile_organization(organization)  # 48 used, 65 billed: 17 fewer, all from the big line
+    assert (discrepancy(large).delta, discrepancy(large).target) == (Decimal(-17), Decimal(43))
+    assert discrepancy(small).kind == Kind.NO_CHANGE
+    BillingLine.objects.filter(pk=small.pk).update(quantity=50)
+    UsageSnapshot.objects.update(active_users=1)
+    reconcile_organization(organization)  # 1 used, 110 billed: the 60 line can go to 0 at most
+    assert discrepancy(large).target == 0
+
+
 def test_cancelled_lines_and_excluded_accounts_are_left_out(organization, world):
     account, _, line = world
     line.cancelled_date = timezone.localdate()
@@ -250,3 +265,13 @@ def test_a_successful_sync_reconciles_the_organization(
     card = SeatDiscrepancy.objects.get(line=line)
     assert card.vendor_count == account.active_users
     assert "Reconciled:" in SyncRun.objects.filter(vendor_connection=kb4).first().log[-1]["message"]
+
+
+def test_a_vanished_card_leaves_a_closing_history_point(organization, world):
+    _, _, line = world
+    reconcile_organization(organization)
+    BillingLine.objects.filter(pk=line.pk).update(cancelled_date=timezone.localdate())
+    reconcile_organization(organization)  # the usage is now new revenue: no line bills it
+    assert not SeatDiscrepancy.objects.filter(line=line).exists()
+    last = CountHistory.objects.filter(line=line).order_by("id").last()
+    assert (last.vendor_count, last.billed) == (None, None)

@@ -39,6 +39,10 @@ class Command(BaseCommand):
         if psa:
             self.connect_psa(organization, user, psa)
         self.stdout.write(f"\n  Demo login    {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        self.stdout.write(
+            "  Chart demo    after the first reconciliation: "
+            ".venv/bin/python manage.py backfill_demo_history"
+        )
 
     def connect_psa(self, organization, user, psa: str) -> None:
         try:
