@@ -143,6 +143,15 @@ def set_batch_effective_date(batch: PushBatch, actor, effective_date) -> int:
     return len(ids)
 
 
+@transaction.atomic
+def discard(batch: PushBatch, actor) -> None:
+    """Drop a Test Mode report; the approvals behind it stay."""
+    PushBatch.objects.filter(pk=batch.pk, state=PushBatch.State.DRAFT).update(
+        state=PushBatch.State.CANCELLED
+    )
+    audit.record(batch.organization, actor, "review.test_mode_discarded", batch)
+
+
 class BatchNotConfirmable(Exception):
     pass
 

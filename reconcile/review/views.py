@@ -516,7 +516,7 @@ def confirm(request, batch_id):
 @member_required(*ACT)
 def discard(request, batch_id):
     batch = get_for_org(PushBatch.objects.filter(state=PushBatch.State.DRAFT), request, pk=batch_id)
-    PushBatch.objects.filter(pk=batch.pk).update(state=PushBatch.State.CANCELLED)
+    push.discard(batch, request.user)
     messages.info(request, "Test Mode report discarded; nothing was sent. Approvals stay.")
     return redirect("review:index")
 
@@ -591,5 +591,5 @@ def batches(request):
             ),
         )
     )
-    page = Paginator(rows, PAGE).get_page(request.GET.get("page"))
+    page = Paginator(rows.order_by("-created_at", "-id"), PAGE).get_page(request.GET.get("page"))
     return render(request, "review/batches.html", _context(request, page=page))
