@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -11,6 +12,8 @@ class VendorConnection(Connection):
 
     class Kind(models.TextChoices):
         KNOWBE4_PARTNER = "knowbe4_partner", "KnowBe4 Partner API"
+        KNOWBE4_REPORTING = "knowbe4_reporting", "KnowBe4 Reporting API"
+        CSV_UPLOAD = "csv_upload", "CSV usage upload"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="vendor_connections"
@@ -25,6 +28,8 @@ class VendorConnection(Connection):
     setup_finished_at = models.DateTimeField(null=True, blank=True)
     # Which generation of the API's field names this connection's API speaks (see client).
     api_schema = models.CharField(max_length=16, blank=True)
+    # Reporting API: one key per customer account; the name a person gives that account.
+    account_name = models.CharField(max_length=200, blank=True)
 
     def __str__(self):
         label = self.description or f"{self.get_kind_display()} ({self.region.upper()})"
@@ -68,6 +73,8 @@ class VendorAccount(models.Model):
     billing_type = models.CharField(max_length=16, blank=True)
     seats_purchased = models.IntegerField(null=True, blank=True)
     active_users = models.IntegerField(null=True, blank=True)
+    # Active users not billed because a UserExclusion pattern matches them (None: not known).
+    excluded_users = models.IntegerField(null=True, blank=True)
     subscription_level = models.CharField(max_length=100, blank=True)
     subscription_end_date = models.DateField(null=True, blank=True)
     raw = models.JSONField(default=dict)
@@ -127,6 +134,7 @@ class UsageSnapshot(models.Model):
     account = models.ForeignKey(VendorAccount, on_delete=models.CASCADE, related_name="usage")
     service = models.ForeignKey(VendorService, on_delete=models.CASCADE, related_name="usage")
     active_users = models.IntegerField(null=True)
+    excluded_users = models.IntegerField(null=True, blank=True)
     seats = models.IntegerField(null=True)
     taken_at = models.DateTimeField(default=timezone.now, db_index=True)
     # The reconcile.sync SyncRun that took it: an id, not a foreign key, because the sync
@@ -162,6 +170,7 @@ class StagedAccount(models.Model):
     billing_type = models.CharField(max_length=16, blank=True)
     seats_purchased = models.IntegerField(null=True)
     active_users = models.IntegerField(null=True)
+    excluded_users = models.IntegerField(null=True, blank=True)
     subscription_level = models.CharField(max_length=100, blank=True)
     subscription_end_date = models.DateField(null=True)
     raw = models.JSONField(default=dict)
@@ -182,7 +191,91 @@ class StagedUsage(models.Model):
     external_id = models.CharField(max_length=64)
     service_code = models.CharField(max_length=100)
     active_users = models.IntegerField(null=True)
+    excluded_users = models.IntegerField(null=True, blank=True)
     seats = models.IntegerField(null=True)
 
     def __str__(self):
         return f"{self.service_code} of {self.external_id} (staged by run {self.sync_run_id})"
+
+
+class UserExclusion(models.Model):
+    """Users of one vendor account that never count toward billing, by e-mail pattern
+    (`svc-*@`, `*@shared.example`). Only connections that see single users apply them."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(VendorAccount, on_delete=models.CASCADE, related_name="exclusions")
+    pattern = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pattern"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "pattern"], name="exclusion_once")
+        ]
+
+    def __str__(self):
+        return self.pattern
+
+
+class CsvProfile(models.Model):
+    """How to read one vendor's CSV: which column holds what, saved for next month's file."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        VendorConnection, on_delete=models.CASCADE, related_name="csv_profiles"
+    )
+    name = models.CharField(max_length=100)
+    customer_column = models.CharField(max_length=200)
+    service_column = models.CharField(max_length=200, blank=True)
+    quantity_column = models.CharField(max_length=200)
+    # Used when the file has no service column.
+    default_service = models.CharField(max_length=200, blank=True)
+    delimiter = models.CharField(max_length=1, default=",")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "name"], name="csv_profile_once")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CsvUpload(models.Model):
+    """One uploaded usage file: previewed (rows and per-row errors) before anything is stored."""
+
+    class State(models.TextChoices):
+        PREVIEW = "preview", "Preview"
+        IMPORTED = "imported", "Imported"
+        DISCARDED = "discarded", "Discarded"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        VendorConnection, on_delete=models.CASCADE, related_name="csv_uploads"
+    )
+    profile = models.ForeignKey(CsvProfile, on_delete=models.SET_NULL, null=True, blank=True)
+    file_name = models.CharField(max_length=255)
+    encoding = models.CharField(max_length=32)
+    content = models.TextField()  # the decoded file, kept until it is imported or discarded
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PREVIEW)
+    row_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    imported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.file_name

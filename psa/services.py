@@ -236,6 +236,11 @@ def _ids(model, connection) -> dict[str, int]:
 
 def refusal_reason(line: BillingLine, quantity: Decimal, adapter) -> str:
     """Why a push must not even be sent, or "" when it may."""
+    connection = line.connection
+    if connection.state == connection.State.DISABLED:
+        return "The PSA connection is deactivated: activate it to push."
+    if connection.is_quarantined:
+        return "The PSA connection is quarantined after failures: test it and resume it first."
     if quantity < 0:
         return "A quantity cannot be negative."
     if quantity > MAX_QUANTITY:

@@ -1,6 +1,8 @@
 """What every connection to the outside world has, vendor or PSA (an abstract model)."""
 
+from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -32,17 +34,65 @@ class Connection(models.Model):
     )
     # Minutes that must pass between two syncs started by hand ("Sync now").
     min_manual_interval = models.PositiveIntegerField(default=15)
+    # Quarantine: after repeated failures (or one rejected credential) the schedule pauses
+    # until a person tests the connection and resumes it.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+    quarantine_reason = models.TextField(blank=True)
 
     class Meta:
         abstract = True
         ordering = ["created_at"]
 
+    @property
+    def is_quarantined(self) -> bool:
+        return self.quarantined_at is not None
+
+    @property
+    def is_paused(self) -> bool:
+        """Deactivated or quarantined: no schedule, no pushes."""
+        return self.state == self.State.DISABLED or self.is_quarantined
+
     def mark_succeeded(self, **changes) -> None:
         type(self).objects.filter(pk=self.pk).update(
-            state=self.State.ACTIVE, last_success_at=timezone.now(), last_error="", **changes
+            state=self.State.ACTIVE,
+            last_success_at=timezone.now(),
+            last_error="",
+            consecutive_failures=0,
+            **changes,
         )
 
-    def mark_failed(self, message: str) -> None:
+    def mark_failed(self, message: str, *, credential_rejected: bool = False) -> bool:
+        """Record a failed run; quarantine the connection when retrying cannot help (the
+        credential was rejected) or after TRUEUP_QUARANTINE_AFTER failures in a row.
+        Returns True when this failure quarantined it."""
+        now = timezone.now()
         type(self).objects.filter(pk=self.pk).update(
-            state=self.State.ERROR, last_error_at=timezone.now(), last_error=message
+            state=self.State.ERROR,
+            last_error_at=now,
+            last_error=message,
+            consecutive_failures=F("consecutive_failures") + 1,
         )
+        self.refresh_from_db()
+        if self.is_quarantined:
+            return False
+        if credential_rejected:
+            reason = f"The credential was rejected: {message}"
+        elif self.consecutive_failures >= settings.TRUEUP_QUARANTINE_AFTER:
+            reason = f"{self.consecutive_failures} syncs failed in a row. Last error: {message}"
+        else:
+            return False
+        quarantined = (
+            type(self)
+            .objects.filter(pk=self.pk, quarantined_at=None)
+            .update(quarantined_at=now, quarantine_reason=reason)
+        )
+        self.refresh_from_db()
+        return bool(quarantined)
+
+    def resume(self) -> None:
+        """Lift the quarantine (after a successful test); the schedule restarts."""
+        type(self).objects.filter(pk=self.pk).update(
+            quarantined_at=None, quarantine_reason="", consecutive_failures=0
+        )
+        self.refresh_from_db()

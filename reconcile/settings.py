@@ -49,6 +49,7 @@ TRUEUP_HTTP_RETRIES = int(os.environ.get("TRUEUP_HTTP_RETRIES", "4"))
 TRUEUP_HTTP_MAX_RETRY_WAIT = float(os.environ.get("TRUEUP_HTTP_MAX_RETRY_WAIT", "60"))
 # A running sync whose worker has not reported for this many seconds is marked unknown.
 TRUEUP_SYNC_STALE_AFTER = int(os.environ.get("TRUEUP_SYNC_STALE_AFTER", "900"))
+TRUEUP_QUARANTINE_AFTER = int(os.environ.get("TRUEUP_QUARANTINE_AFTER", "5"))
 TRUEUP_PUSH_STALE_AFTER = int(os.environ.get("TRUEUP_PUSH_STALE_AFTER", "600"))
 
 INSTALLED_APPS = [

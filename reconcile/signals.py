@@ -19,3 +19,11 @@ def request_sync(connection, *, trigger: str, actor=None):
 
 # Sent by the sync app when a run succeeded (`run=`); the review app reconciles on it.
 sync_succeeded = Signal()
+
+# Sent by the sync app when a run failed (`run=`), and when that failure quarantined its
+# connection (`connection=`, `run=`); notifications listen.
+sync_failed = Signal()
+connection_quarantined = Signal()
+
+# Sent by the review app when the worker finished a push batch (`batch=`).
+push_batch_finished = Signal()

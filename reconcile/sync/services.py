@@ -17,8 +17,8 @@ from integrations import services as vendor_services
 from integrations.models import VendorConnection
 from psa import services as psa_services
 from psa.models import PSAConnection
-from reconcile.errors import ExternalAPIError
-from reconcile.signals import sync_succeeded
+from reconcile.errors import CredentialRejected, ExternalAPIError
+from reconcile.signals import connection_quarantined, sync_failed, sync_succeeded
 from reconcile.sync.models import SyncRun
 
 logger = logging.getLogger(__name__)
@@ -192,8 +192,19 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
     run.error_class = type(error).__name__
     run.error_message = message
     run.note(message, level="error")
+    quarantined = connection.mark_failed(
+        message, credential_rejected=isinstance(error, CredentialRejected)
+    )
+    if quarantined:
+        run.note(
+            "Connection quarantined: its schedule is paused until someone tests it and resumes it.",
+            level="error",
+        )
     run.save()
-    connection.mark_failed(message)
+    sync_failed.send(sender=SyncRun, run=run)
+    if quarantined:
+        apply_schedule(connection)
+        connection_quarantined.send(sender=type(connection), connection=connection, run=run)
     return run
 
 
@@ -212,7 +223,7 @@ def apply_schedule(connection) -> Schedule | None:
     """Make the connection's django-q2 Schedule match its polling interval (none if disabled)."""
     name = schedule_name(connection)
     interval = connection.polling_interval
-    if not interval or connection.state == connection.State.DISABLED:
+    if not interval or connection.is_paused:
         Schedule.objects.filter(name=name).delete()
         return None
     current = Schedule.objects.filter(name=name).first()
@@ -242,6 +253,10 @@ def next_scheduled_run(connection):
 
 def manual_sync_refusal(connection) -> str:
     """Why "Sync now" must wait, or "" (a per-connection minimum between manual syncs)."""
+    if connection.is_quarantined:
+        return "This connection is quarantined: test it and resume it first."
+    if connection.state == connection.State.DISABLED:
+        return "This connection is deactivated: activate it first."
     last = (
         SyncRun.objects.filter(**_scope(connection))
         .order_by("-queued_at")

@@ -11,6 +11,6 @@ def sync_connection(run_id: int) -> str:
 def scheduled_sync(kind: str, connection_id: int) -> str:
     """Entry point of a connection's Schedule: queue a run unless one is active."""
     connection = services.CONNECTION_MODELS[kind].objects.filter(pk=connection_id).first()
-    if connection is None or connection.state == connection.State.DISABLED:
+    if connection is None or connection.is_paused:
         return "skipped"
     return services.queue_sync(connection, trigger="schedule").state
