@@ -97,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "reconcile.tenancy.context_processors.organization",
+                "reconcile.sync.context_processors.quarantined",
             ],
         },
     },

@@ -28,6 +28,7 @@ from psa.models import QuantityPush
 from psa.services import adapter_for, refusal_reason, set_quantity
 from reconcile.review.models import Decision, PushBatch, PushItem, SeatDiscrepancy
 from reconcile.review.services import reconcile_organization
+from reconcile.signals import push_batch_finished
 from reconcile.tenancy import audit
 
 logger = logging.getLogger(__name__)
@@ -263,6 +264,7 @@ def run_batch(batch_id: int) -> PushBatch | None:
     )
     reconcile_organization(batch.organization)
     batch.refresh_from_db()
+    push_batch_finished.send(sender=PushBatch, batch=batch)
     return batch
 
 
