@@ -14,6 +14,7 @@ from integrations.models import (
     VendorService,
 )
 from reconcile.bulk import ImportCounts, insert_rows
+from reconcile.signals import connection_deleted
 from reconcile.tenancy import audit
 
 ACCOUNT_FIELDS = [
@@ -103,7 +104,9 @@ def disconnect(connection: VendorConnection, actor) -> None:
         connection,
         before=connection.audit_fields() | counts,
     )
+    organization = connection.organization
     connection.delete()
+    connection_deleted.send(sender=VendorConnection, organization=organization)
 
 
 def _account_values(record: AccountRecord) -> dict:

@@ -5,10 +5,11 @@ from django.shortcuts import redirect, render
 
 from integrations import services
 from integrations.knowbe4.client import graphql_url, region_label
-from integrations.knowbe4.forms import ConnectForm, DisconnectForm, RotateForm
+from integrations.knowbe4.forms import ConnectForm, RotateForm
 from integrations.knowbe4.partner import PartnerAdapter
 from integrations.models import VendorAccount, VendorConnection
 from reconcile.errors import ExternalAPIError
+from reconcile.forms import DeleteConnectionForm
 from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
@@ -110,10 +111,10 @@ def rotate_key(request, connection_id):
 @member_required(Role.OWNER)
 def disconnect(request, connection_id):
     connection = get_for_org(VendorConnection, request, pk=connection_id)
-    form = DisconnectForm(request.POST or None)
+    form = DeleteConnectionForm(request.POST or None, connection=connection)
     if request.method == "POST" and form.is_valid():
         services.disconnect(connection, request.user)
-        messages.success(request, f"{connection} was disconnected and its data deleted.")
+        messages.success(request, f"{connection} was deleted with everything imported through it.")
         return redirect("integrations")
     return render(
         request,

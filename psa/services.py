@@ -18,6 +18,7 @@ from psa.models import (
 )
 from reconcile.bulk import ImportCounts, upsert_rows
 from reconcile.errors import ExternalAPIError, WriteRejected
+from reconcile.signals import connection_deleted
 from reconcile.tenancy import audit
 
 MAX_QUANTITY = Decimal(1_000_000)
@@ -105,7 +106,9 @@ def disconnect(connection: PSAConnection, actor) -> None:
         connection,
         before=connection.audit_fields() | counts,
     )
+    organization = connection.organization
     connection.delete()
+    connection_deleted.send(sender=PSAConnection, organization=organization)
 
 
 class PSAImport:

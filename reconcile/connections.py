@@ -45,6 +45,11 @@ class Connection(models.Model):
         ordering = ["created_at"]
 
     @property
+    def confirm_name(self) -> str:
+        """What a person types to confirm deleting the connection."""
+        return self.description or self.get_kind_display()
+
+    @property
     def is_quarantined(self) -> bool:
         return self.quarantined_at is not None
 

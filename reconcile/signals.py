@@ -27,3 +27,7 @@ connection_quarantined = Signal()
 
 # Sent by the review app when the worker finished a push batch (`batch=`).
 push_batch_finished = Signal()
+
+# Sent when a connection and everything imported through it was deleted (`organization=`):
+# the review app reconciles again.
+connection_deleted = Signal()

@@ -75,10 +75,3 @@ class ConnectForm(forms.Form):
 class RotateForm(forms.Form):
     api_key = APIKeyField()
     expires_on = ExpiryField()
-
-
-class DisconnectForm(forms.Form):
-    confirm = forms.BooleanField(
-        label="I understand that the imported accounts, services and usage history of this "
-        "connection are deleted.",
-    )

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from integrations.models import UsageSnapshot
 from psa.models import BillingLine, PSAProduct
@@ -273,6 +274,13 @@ def _write(organization, rows) -> None:
         ["organization_id", "line_id", "psa_company_id", "psa_product_id", "day"]
         + ["vendor_count", "billed"],
         [(row[0], row[2], row[3], row[4], today, row[5], row[6]) for row in history],
+    )
+
+
+def on_connection_deleted(sender, *, organization, **kwargs) -> None:
+    """Cards of a deleted connection's mappings go: reconcile again in the worker."""
+    transaction.on_commit(
+        lambda: async_task("reconcile.review.tasks.reconcile", organization.pk, group="reconcile")
     )
 
 

@@ -20,6 +20,7 @@ from psa.models import PSAConnection
 from reconcile.errors import CredentialRejected, ExternalAPIError
 from reconcile.signals import connection_quarantined, sync_failed, sync_succeeded
 from reconcile.sync.models import SyncRun
+from reconcile.tenancy import audit
 
 logger = logging.getLogger(__name__)
 
@@ -282,3 +283,70 @@ def on_connection_saved(sender, instance, created, **kwargs) -> None:
 
 def on_connection_deleted(sender, instance, **kwargs) -> None:
     Schedule.objects.filter(name=schedule_name(instance)).delete()
+
+
+# A connection's life: test, deactivate / activate, resume after quarantine.
+
+
+def adapter_for(connection):
+    if isinstance(connection, PSAConnection):
+        return psa_services.adapter_for(connection)
+    return registry.adapter_for(connection)
+
+
+def test_connection(connection) -> tuple[bool, str]:
+    """Call the cheapest authenticated endpoint; (worked, what to tell the person)."""
+    adapter = adapter_for(connection)
+    try:
+        check = adapter.test()
+    except ExternalAPIError as error:
+        return False, str(error)
+    finally:
+        if hasattr(adapter, "close"):
+            adapter.close()
+    return True, f"{check.message} ({check.latency_ms} ms)"
+
+
+def _audit(connection, actor, action: str, **after) -> None:
+    audit.record(
+        connection.organization,
+        actor,
+        action,
+        connection,
+        after={"state": connection.state, **after},
+    )
+
+
+@transaction.atomic
+def deactivate(connection, actor) -> None:
+    """Stop schedules and pushes; every row and mapping stays."""
+    connection.state = connection.State.DISABLED
+    connection.save(update_fields=["state"])
+    apply_schedule(connection)
+    _audit(connection, actor, "connection.deactivated")
+
+
+def activate(connection, actor) -> tuple[bool, str]:
+    """Back in service once a test passes; the schedule restarts."""
+    worked, message = test_connection(connection)
+    if worked:
+        with transaction.atomic():
+            connection.state = (
+                connection.State.ACTIVE if connection.last_success_at else connection.State.PENDING
+            )
+            connection.save(update_fields=["state"])
+            apply_schedule(connection)
+            _audit(connection, actor, "connection.activated", test=message)
+    return worked, message
+
+
+def resume(connection, actor) -> tuple[bool, str]:
+    """Lift a quarantine once a test passes; the schedule restarts."""
+    worked, message = test_connection(connection)
+    if worked:
+        with transaction.atomic():
+            reason = connection.quarantine_reason
+            connection.resume()
+            apply_schedule(connection)
+            _audit(connection, actor, "connection.resumed", test=message, quarantine=reason)
+    return worked, message

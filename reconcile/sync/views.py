@@ -161,3 +161,57 @@ def run_detail(request, run_id):
     return render(
         request, "sync/run_detail.html", {"run": run, "connection_url": detail_url(run.connection)}
     )
+
+
+@require_POST
+@member_required(Role.BILLING)
+def test_connection(request, kind, connection_id):
+    """Test connection: the cheapest authenticated call, answered in plain words."""
+    connection = _connection(request, kind, connection_id)
+    worked, message = services.test_connection(connection)
+    if request.htmx:
+        return render(
+            request,
+            "sync/_test_result.html",
+            {"worked": worked, "message": message},
+            status=200 if worked else 422,
+        )
+    (messages.success if worked else messages.error)(request, message)
+    return redirect(detail_url(connection))
+
+
+@require_POST
+@member_required(Role.OWNER)
+def deactivate(request, kind, connection_id):
+    connection = _connection(request, kind, connection_id)
+    services.deactivate(connection, request.user)
+    messages.success(
+        request,
+        f"{connection} is deactivated: no scheduled syncs and no pushes. Its data and "
+        "mappings are kept.",
+    )
+    return redirect(detail_url(connection))
+
+
+@require_POST
+@member_required(Role.OWNER)
+def activate(request, kind, connection_id):
+    connection = _connection(request, kind, connection_id)
+    worked, message = services.activate(connection, request.user)
+    if worked:
+        messages.success(request, f"{connection} is active again. {message}")
+    else:
+        messages.error(request, f"Still deactivated: the test failed. {message}")
+    return redirect(detail_url(connection))
+
+
+@require_POST
+@member_required(Role.OWNER)
+def resume(request, kind, connection_id):
+    connection = _connection(request, kind, connection_id)
+    worked, message = services.resume(connection, request.user)
+    if worked:
+        messages.success(request, f"{connection} resumed; its schedule runs again. {message}")
+    else:
+        messages.error(request, f"Still quarantined: the test failed. {message}")
+    return redirect(detail_url(connection))

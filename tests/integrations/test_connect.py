@@ -218,8 +218,10 @@ def test_disconnect_asks_for_confirmation_and_removes_imported_data(
     url = reverse("integrations:disconnect", args=[connection.pk])
     assert "160" in owner_client.get(url).content.decode()
     assert owner_client.post(url, {}).status_code == 200  # not confirmed
+    wrong = owner_client.post(url, {"name": "something else"})
+    assert "not the connection&#x27;s name" in wrong.content.decode()
     assert VendorConnection.objects.exists()
-    response = owner_client.post(url, {"confirm": "on"})
+    response = owner_client.post(url, {"name": connection.confirm_name})
     assert response.status_code == 302
     for model in (VendorConnection, VendorAccount, VendorService, UsageSnapshot, SyncRun):
         assert not model.objects.exists(), model
