@@ -157,3 +157,31 @@ class DisconnectForm(forms.Form):
         label="I understand that the imported companies, products and billing lines of this "
         "connection are deleted (the push ledger and the activity log are kept).",
     )
+
+
+# What TrueUp keeps to when a connection sets no budget (each adapter's `default_rates`).
+DEFAULT_BUDGETS = {
+    "connectwise": "not limited; TrueUp backs off when ConnectWise answers 429",
+    "autotask": "5,000 an hour (half Autotask's shared 10,000)",
+    "halo": "not limited; TrueUp backs off when HaloPSA answers 429",
+}
+MAX_REQUESTS_PER_MINUTE = 100_000
+
+
+class RequestBudgetForm(forms.Form):
+    """The PSA requests per minute TrueUp keeps to (PSAConnection.settings)."""
+
+    requests_per_minute = forms.IntegerField(
+        label="Requests per minute",
+        required=False,
+        min_value=1,
+        max_value=MAX_REQUESTS_PER_MINUTE,
+    )
+
+    def __init__(self, *args, kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["requests_per_minute"].help_text = (
+            f"Empty: the default, {DEFAULT_BUDGETS.get(kind, 'not limited')}. A PSA's limit is "
+            "shared by every integration using it; give TrueUp its part. Applies from the next "
+            "import or push."
+        )

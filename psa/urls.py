@@ -9,6 +9,7 @@ urlpatterns = [
     path("connect/<str:kind>/test/", views.test_connection, name="test"),
     path("<int:connection_id>/", views.detail, name="detail"),
     path("<int:connection_id>/types/", views.choose_types, name="types"),
+    path("<int:connection_id>/budget/", views.request_budget, name="budget"),
     path("<int:connection_id>/companies/", views.companies, name="companies"),
     path("<int:connection_id>/products/", views.products, name="products"),
     path("<int:connection_id>/lines/", views.lines, name="lines"),

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from psa import services
 from psa.adapters.registry import adapter_class
-from psa.forms import FORMS, ContainerTypesForm, DisconnectForm
+from psa.forms import DEFAULT_BUDGETS, FORMS, ContainerTypesForm, DisconnectForm, RequestBudgetForm
 from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct, QuantityPush
 from reconcile.errors import ExternalAPIError
 from reconcile.signals import request_sync
@@ -86,7 +86,12 @@ def choose_types(request, connection_id):
 @member_required()
 def detail(request, connection_id):
     connection = get_for_org(PSAConnection, request, pk=connection_id)
+    return _detail(request, connection)
+
+
+def _detail(request, connection, budget_form=None, status=200):
     lines = BillingLine.objects.filter(connection=connection, missing_since=None)
+    budget = connection.settings.get("requests_per_minute")
     return render(
         request,
         "psa/detail.html",
@@ -101,8 +106,33 @@ def detail(request, connection_id):
             "line_count": lines.count(),
             "read_only_count": lines.exclude(read_only_reason="").count(),
             "runs": connection.sync_runs.all()[:10],
+            "budget": budget,
+            "budget_default": DEFAULT_BUDGETS.get(connection.kind, "not limited"),
+            "budget_form": budget_form
+            or RequestBudgetForm(kind=connection.kind, initial={"requests_per_minute": budget}),
         },
+        status=status,
     )
+
+
+@require_POST
+@member_required(Role.OWNER)
+def request_budget(request, connection_id):
+    """Owners set the PSA requests per minute TrueUp keeps to (empty: the adapter default)."""
+    connection = get_for_org(PSAConnection, request, pk=connection_id)
+    form = RequestBudgetForm(request.POST, kind=connection.kind)
+    if not form.is_valid():
+        return _detail(request, connection, budget_form=form, status=400)
+    budget = form.cleaned_data["requests_per_minute"]
+    services.set_request_budget(connection, request.user, budget)
+    messages.success(
+        request,
+        f"TrueUp now sends at most {budget:,} requests a minute to {connection}."
+        if budget
+        else f"TrueUp now keeps to the default for {connection}: "
+        f"{DEFAULT_BUDGETS.get(connection.kind, 'not limited')}.",
+    )
+    return redirect("psa:detail", connection.pk)
 
 
 def _browse(request, connection, queryset, search_fields, template):
@@ -169,8 +199,14 @@ def rotate(request, connection_id):
         if error:
             form.add_error(None, error)
         else:
+            # The form holds the credential settings only; keep the request budget.
+            kept = {
+                key: connection.settings[key]
+                for key in ("requests_per_minute",)
+                if key in connection.settings
+            }
             services.rotate_secrets(
-                connection, request.user, form.secrets(), form.settings() | check.settings
+                connection, request.user, form.secrets(), form.settings() | check.settings | kept
             )
             messages.success(
                 request, f"The new credentials work and replaced the old ones. {check.message}"

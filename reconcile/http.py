@@ -39,11 +39,20 @@ def retry_policy(*, retry_post: bool) -> Retry:
     )
 
 
+# The limiter counts a request when it leaves, the PSA when it arrives: later, and by a
+# varying delay. Were TrueUp's minute exactly the PSA's, a request that arrived late would
+# share the PSA's minute with the one `requests` later and be answered 429 (a Retry-After of
+# at least a second). A window one second longer absorbs that jitter for 1/61 of the budget.
+SLACK_MS = 1000
+
+
 def per_minute(requests: int) -> list[Rate]:
-    """At most `requests` in any minute, spread out: at most a 60th of them in any second."""
+    """At most `requests` in any minute (and a second), spread out: at most a 60th of them in
+    any second."""
+    minute = int(Duration.MINUTE) + SLACK_MS
     if requests < 60:
-        return [Rate(1, math.ceil(int(Duration.MINUTE) / requests))]
-    return [Rate(math.ceil(requests / 60), Duration.SECOND), Rate(requests, Duration.MINUTE)]
+        return [Rate(1, math.ceil(minute / requests))]
+    return [Rate(math.ceil(requests / 60), Duration.SECOND), Rate(requests, minute)]
 
 
 def pace(rates: list[Rate] | None) -> Limiter | None:

@@ -146,6 +146,9 @@ class PSAAdapter(ABC):
         requests = settings.get("requests_per_minute")
         self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
 
+    def close(self) -> None:
+        """Release the adapter's HTTP clients (adapters that keep one override this)."""
+
     @abstractmethod
     def test(self) -> ConnectionCheck:
         """The cheapest authenticated call; raises a reconcile.errors exception on failure."""

@@ -71,6 +71,14 @@ class ConnectWiseAdapter(PSAAdapter):
         super().__init__(settings=settings, secrets=secrets)
         self.requests = 0  # HTTP requests sent by this adapter (for import statistics)
         self._codebase = _clean_codebase(settings.get("codebase") or "")
+        # One client for the adapter's life (kept-alive connections, one TLS handshake), not
+        # one per operation: a push reads, writes and reads back through the same connection.
+        self._http: httpx.Client | None = None
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self._http = None
 
     # --- the interface ------------------------------------------------------------------------
 
@@ -223,24 +231,27 @@ class ConnectWiseAdapter(PSAAdapter):
 
 
 class _Session:
-    """One httpx client for one adapter operation; turns every failure into a readable error."""
+    """One adapter operation over the adapter's client; turns every failure into a readable
+    error. The client outlives the operation (closed by `ConnectWiseAdapter.close()`)."""
 
     def __init__(self, adapter: ConnectWiseAdapter, client_id: str):
         self.adapter = adapter
-        self.client = http.client(
-            limiter=adapter.limiter,
-            auth=httpx.BasicAuth(
-                f"{adapter.company_id}+{str(adapter.secrets['public_key']).strip()}",
-                str(adapter.secrets["private_key"]).strip(),
-            ),
-            headers={"clientId": client_id, "Accept": "application/json"},
-        )
+        if adapter._http is None:
+            adapter._http = http.client(
+                limiter=adapter.limiter,
+                auth=httpx.BasicAuth(
+                    f"{adapter.company_id}+{str(adapter.secrets['public_key']).strip()}",
+                    str(adapter.secrets["private_key"]).strip(),
+                ),
+                headers={"clientId": client_id, "Accept": "application/json"},
+            )
+        self.client = adapter._http
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        self.client.close()
+        pass
 
     def pages(self, path: str, params: dict) -> Iterator[Page[dict]]:
         """Every page of a list, `page_size` records at a time."""

@@ -257,8 +257,7 @@ def run_batch(batch_id: int) -> PushBatch | None:
             continue
         _settle(item, OUTCOME_STATE[push.outcome], push.message, push)
     for adapter in adapters.values():
-        if hasattr(adapter, "close"):
-            adapter.close()
+        adapter.close()
     PushBatch.objects.filter(pk=batch.pk, state=PushBatch.State.RUNNING).update(
         state=PushBatch.State.FINISHED, finished_at=timezone.now()
     )

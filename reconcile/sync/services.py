@@ -170,13 +170,16 @@ def _import_psa(run: SyncRun, connection: PSAConnection):
             staging.add_lines,
         ),
     ]
-    for label, pages, add in steps:
-        for page in prefetched(pages):
-            add(page.items)
-            run.progress_done += 1
-            of = f" of {page.total_pages}" if page.total_pages else ""
-            run.note(f"Fetched {label} page {page.number}{of} ({len(page.items)}).")
-            _save_progress(run)
+    try:
+        for label, pages, add in steps:
+            for page in prefetched(pages):
+                add(page.items)
+                run.progress_done += 1
+                of = f" of {page.total_pages}" if page.total_pages else ""
+                run.note(f"Fetched {label} page {page.number}{of} ({len(page.items)}).")
+                _save_progress(run)
+    finally:
+        adapter.close()
     counts = staging.finish()
     connection.mark_succeeded()
     for label, count in counts.items():
@@ -302,8 +305,9 @@ def test_connection(connection) -> tuple[bool, str]:
     except ExternalAPIError as error:
         return False, str(error)
     finally:
-        if hasattr(adapter, "close"):
-            adapter.close()
+        close = getattr(adapter, "close", None)  # vendor adapters hold no client
+        if close:
+            close()
     return True, f"{check.message} ({check.latency_ms} ms)"
 
 

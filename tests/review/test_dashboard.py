@@ -307,7 +307,9 @@ def test_the_dashboard_reads_a_constant_number_of_queries(
     with CaptureQueriesContext(connection) as many:
         assert owner_client.get(reverse("home")).status_code == 200
     assert len(many) == len(few), [q["sql"][:80] for q in many]
-    with django_assert_max_num_queries(10):
+    # The dashboard's own figures, plus the session, the membership, the quarantine banner
+    # and the notification bell every page reads.
+    with django_assert_max_num_queries(14):
         owner_client.get(reverse("home"))
 
 
