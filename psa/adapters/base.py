@@ -146,7 +146,7 @@ class PSAAdapter(ABC):
         requests = settings.get("requests_per_minute")
         self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the adapter's HTTP clients (adapters that keep one override this)."""
 
     @abstractmethod
