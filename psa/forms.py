@@ -152,13 +152,6 @@ class ContainerTypesForm(forms.Form):
         self.fields["types"].choices = choices
 
 
-class DisconnectForm(forms.Form):
-    confirm = forms.BooleanField(
-        label="I understand that the imported companies, products and billing lines of this "
-        "connection are deleted (the push ledger and the activity log are kept).",
-    )
-
-
 # What TrueUp keeps to when a connection sets no budget (each adapter's `default_rates`).
 DEFAULT_BUDGETS = {
     "connectwise": "not limited; TrueUp backs off when ConnectWise answers 429",

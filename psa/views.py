@@ -7,9 +7,10 @@ from django.views.decorators.http import require_POST
 
 from psa import services
 from psa.adapters.registry import adapter_class
-from psa.forms import DEFAULT_BUDGETS, FORMS, ContainerTypesForm, DisconnectForm, RequestBudgetForm
+from psa.forms import DEFAULT_BUDGETS, FORMS, ContainerTypesForm, RequestBudgetForm
 from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct, QuantityPush
 from reconcile.errors import ExternalAPIError
+from reconcile.forms import DeleteConnectionForm
 from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
@@ -218,10 +219,10 @@ def rotate(request, connection_id):
 @member_required(Role.OWNER)
 def disconnect(request, connection_id):
     connection = get_for_org(PSAConnection, request, pk=connection_id)
-    form = DisconnectForm(request.POST or None)
+    form = DeleteConnectionForm(request.POST or None, connection=connection)
     if request.method == "POST" and form.is_valid():
         services.disconnect(connection, request.user)
-        messages.success(request, f"{connection} was disconnected and its data deleted.")
+        messages.success(request, f"{connection} was deleted with everything imported through it.")
         return redirect("integrations")
     return render(request, "psa/disconnect.html", {"connection": connection, "form": form})
 

@@ -141,7 +141,9 @@ def test_outsiders_get_404_for_every_psa_page(make_psa_connection, client, outsi
     for name in ["detail", "types", "companies", "products", "lines", "rotate", "disconnect"]:
         assert client.get(reverse(f"psa:{name}", args=[connection.pk])).status_code == 404, name
     assert (
-        client.post(reverse("psa:disconnect", args=[connection.pk]), {"confirm": "on"}).status_code
+        client.post(
+            reverse("psa:disconnect", args=[connection.pk]), {"name": connection.confirm_name}
+        ).status_code
         == 404
     )
     assert (
@@ -161,7 +163,10 @@ def test_disconnect_deletes_imported_data_but_keeps_the_push_ledger(
     connection = make_psa_connection("connectwise")
     line = BillingLine.objects.filter(connection=connection, read_only_reason="").first()
     services.set_quantity(line, line.quantity + 1, date.today(), owner)
-    response = owner_client.post(reverse("psa:disconnect", args=[connection.pk]), {"confirm": "on"})
+    url = reverse("psa:disconnect", args=[connection.pk])
+    assert owner_client.post(url, {"name": "nope"}).status_code == 200  # wrong name: kept
+    assert PSAConnection.objects.exists()
+    response = owner_client.post(url, {"name": connection.confirm_name})
     assert response.status_code == 302
     for model in (PSAConnection, PSACompany, PSAProduct, BillingLine):
         assert not model.objects.exists(), model

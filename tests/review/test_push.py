@@ -203,3 +203,45 @@ def test_whole_batch_through_the_pages(
     assert page.count("Confirmed") >= 2
     details = client.get(reverse("review:details", args=[cards[1].pk])).content.decode()
     assert "push-history" in details and "40" in details
+
+
+def test_deleting_the_psa_connection_leaves_none_of_its_rows_but_keeps_the_ledger(
+    reconciled, organization, owner, client, django_capture_on_commit_callbacks
+):
+    from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
+    from reconcile.mapping.models import AccountMapping, ServiceMapping
+    from reconcile.review.models import BillingRule, CompanyTag, CountHistory
+
+    cards = reconciled()
+    connection = cards[0].line.connection
+    services.approve(organization, owner, [cards[0].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        push.confirm(push.test_mode(organization, owner), owner)
+    services.set_rule(organization, owner, cards[1].line, {"exclude_users": 1})
+    services.tag_companies(organization, owner, [cards[2].pk], "arrears")
+    tables = {
+        PSACompany: {"connection": connection},
+        PSAProduct: {"connection": connection},
+        BillingContainer: {"connection": connection},
+        BillingLine: {"connection": connection},
+        AccountMapping: {"psa_company__connection": connection},
+        ServiceMapping: {"psa_product__connection": connection},
+        SeatDiscrepancy: {"psa_company__connection": connection},
+        CountHistory: {"psa_company__connection": connection},
+        BillingRule: {"line__connection": connection},
+        CompanyTag: {"psa_company__connection": connection},
+    }
+    assert all(model.objects.filter(**lookup).exists() for model, lookup in tables.items())
+    login(client, owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("psa:disconnect", args=[connection.pk]), {"name": connection.confirm_name}
+        )
+    assert response.status_code == 302
+    assert not PSAConnection.objects.filter(pk=connection.pk).exists()
+    for model in tables:
+        assert not model.objects.exists(), model
+    ledger = QuantityPush.objects.get()
+    assert ledger.line is None and ledger.outcome == "confirmed"
+    assert PushItem.objects.get().line is None  # the push history stays readable
+    assert AuditEvent.objects.filter(action="psa.disconnected").exists()
