@@ -1,8 +1,14 @@
 """Shared fixtures: the sandboxes on a free port, and the three users every view test needs
 (an owner and a member of one organization, and an outsider of another)."""
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
+from django.conf import settings as django_settings
+from django.db import connection
 from django_q.conf import Conf
 
 from reconcile.tenancy.models import Role
@@ -101,3 +107,47 @@ def login(client, user):
 @pytest.fixture
 def owner_client(client, owner):
     return login(client, owner)
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def start_worker(sandbox, tmp_path):
+    """Start `manage.py qcluster` on the test database; stopped when the test ends."""
+    processes = []
+
+    def start():
+        env = os.environ | {
+            "DATABASE_URL": _database_url(),
+            "KNOWBE4_GRAPHQL_URL_US": sandbox.graphql_url("us"),
+            "TRUEUP_WORKERS": "1",
+            "TRUEUP_WORKER_POLL": "0.2",
+        }
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed later
+        processes.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "qcluster"],
+                    cwd=django_settings.BASE_DIR,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                log,
+            )
+        )
+
+    yield start
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

@@ -2,13 +2,10 @@
 django-q2 worker process on the test database (no task runs inline here)."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django_q.conf import Conf
 from playwright.sync_api import sync_playwright
 
@@ -56,53 +53,9 @@ def screenshot(page, request):
     folder = SCREENSHOTS / request.node.name
     folder.mkdir(parents=True, exist_ok=True)
 
-    def take(name):
+    def take(name, full_page=True):
         path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-@pytest.fixture
-def start_worker(sandbox, tmp_path):
-    """Start `manage.py qcluster` on the test database; stopped when the test ends."""
-    processes = []
-
-    def start():
-        env = os.environ | {
-            "DATABASE_URL": _database_url(),
-            "KNOWBE4_GRAPHQL_URL_US": sandbox.graphql_url("us"),
-            "TRUEUP_WORKERS": "1",
-            "TRUEUP_WORKER_POLL": "0.2",
-        }
-        log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed with the process
-        processes.append(
-            (
-                subprocess.Popen(
-                    [sys.executable, "manage.py", "qcluster"],
-                    cwd=django_settings.BASE_DIR,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                ),
-                log,
-            )
-        )
-
-    yield start
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()

@@ -91,7 +91,7 @@ def test_finance_reviews_and_pushes_to_the_psa(
     expect(page.locator(".rcard.kind-reconcile").first).to_be_visible()
     expect(page.locator(".rcard.kind-new_revenue").first).to_be_visible()
     expect(page.get_by_test_id("review-summary")).to_contain_text("/mo")
-    screenshot("02-review")
+    screenshot("02-review", full_page=False)
     page.locator("select[name=kind]").select_option("no_change")
     expect(page.locator(".rcard.kind-no_change").first).to_be_visible()
     expect(page.locator(".rcard.kind-reconcile")).to_have_count(0)
@@ -118,7 +118,7 @@ def test_finance_reviews_and_pushes_to_the_psa(
     dismissed.get_by_role("button", name="Dismiss").click()
     expect(dismissed.get_by_test_id("status")).to_contain_text("Dismissed: Seasonal staff")
     expect(page.get_by_test_id("approved-bar")).to_contain_text("2 changes approved")
-    screenshot("03-decisions")
+    screenshot("03-decisions", full_page=False)
 
     # Test Mode: the report, nothing sent yet.
     page.get_by_test_id("test-mode").click()
