@@ -6,6 +6,7 @@ from reconcile.tenancy.views import logout_view
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", logout_view, name="logout"),
     path("", include("reconcile.tenancy.urls")),

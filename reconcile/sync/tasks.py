@@ -14,3 +14,8 @@ def scheduled_sync(kind: str, connection_id: int) -> str:
     if connection is None or connection.is_paused:
         return "skipped"
     return services.queue_sync(connection, trigger="schedule").state
+
+
+def heartbeat() -> str:
+    """Run every minute by the `worker-heartbeat` Schedule; /healthz reads its age."""
+    return "ok"
