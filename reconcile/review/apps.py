@@ -14,3 +14,9 @@ class ReviewConfig(AppConfig):
         connection_deleted.connect(
             services.on_connection_deleted, dispatch_uid="review.reconcile_after_delete"
         )
+        # One structured log line per worker task (the top app, so it may name every model).
+        from django_q.signals import post_execute
+
+        from reconcile.observability import log_task
+
+        post_execute.connect(log_task, dispatch_uid="trueup.log_task")
