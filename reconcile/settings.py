@@ -43,6 +43,15 @@ KNOWBE4_GRAPHQL_URLS = {
 }
 # Accounts per page when importing from KnowBe4's Partner API (25..1000).
 KNOWBE4_PAGE_SIZE = int(os.environ.get("KNOWBE4_PAGE_SIZE", "100"))
+# KnowBe4 Reporting REST API base URLs per site (paths start with /v1); `make run` points them
+# at the sandbox.
+KNOWBE4_REPORTING_URLS = {
+    "us": os.environ.get("KNOWBE4_REPORTING_URL_US", "https://us.api.knowbe4.com"),
+    "eu": os.environ.get("KNOWBE4_REPORTING_URL_EU", "https://eu.api.knowbe4.com"),
+    "ca": os.environ.get("KNOWBE4_REPORTING_URL_CA", "https://ca.api.knowbe4.com"),
+    "uk": os.environ.get("KNOWBE4_REPORTING_URL_UK", "https://uk.api.knowbe4.com"),
+    "de": os.environ.get("KNOWBE4_REPORTING_URL_DE", "https://de.api.knowbe4.com"),
+}
 # Seconds one outside HTTP request may take, and how many times a 429/5xx is retried.
 TRUEUP_HTTP_TIMEOUT = float(os.environ.get("TRUEUP_HTTP_TIMEOUT", "30"))
 TRUEUP_HTTP_RETRIES = int(os.environ.get("TRUEUP_HTTP_RETRIES", "4"))
@@ -51,6 +60,9 @@ TRUEUP_HTTP_MAX_RETRY_WAIT = float(os.environ.get("TRUEUP_HTTP_MAX_RETRY_WAIT", 
 TRUEUP_SYNC_STALE_AFTER = int(os.environ.get("TRUEUP_SYNC_STALE_AFTER", "900"))
 TRUEUP_QUARANTINE_AFTER = int(os.environ.get("TRUEUP_QUARANTINE_AFTER", "5"))
 TRUEUP_PUSH_STALE_AFTER = int(os.environ.get("TRUEUP_PUSH_STALE_AFTER", "600"))
+# CSV usage uploads: the largest file (bytes) and the most data rows accepted at once.
+TRUEUP_CSV_MAX_BYTES = int(os.environ.get("TRUEUP_CSV_MAX_BYTES", str(20 * 1024 * 1024)))
+TRUEUP_CSV_MAX_ROWS = int(os.environ.get("TRUEUP_CSV_MAX_ROWS", "50000"))
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -68,6 +80,7 @@ INSTALLED_APPS = [
     "reconcile.mapping",
     "reconcile.sync",
     "reconcile.review",
+    "reconcile.notifications",
 ]
 
 MIDDLEWARE = [
@@ -99,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "reconcile.tenancy.context_processors.organization",
                 "reconcile.sync.context_processors.quarantined",
+                "reconcile.notifications.context_processors.unread_notifications",
             ],
         },
     },
@@ -155,9 +169,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# E-mail: console in development; SMTP when EMAIL_HOST is set.
+# E-mail (invitations, notifications; sent by the worker): console in development, SMTP when
+# EMAIL_HOST is set; EMAIL_BACKEND names another backend outright.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
-EMAIL_BACKEND = (
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
@@ -166,8 +181,12 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_TIMEOUT = 20
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TrueUp <trueup@localhost>")
+# Where people reach TrueUp: the links in e-mailed notifications start with it.
+TRUEUP_BASE_URL = os.environ.get("TRUEUP_BASE_URL", "http://127.0.0.1:8000")
+# A notification e-mail that failed this many times is given up (it stays in the app).
+TRUEUP_NOTIFICATION_MAX_ATTEMPTS = int(os.environ.get("TRUEUP_NOTIFICATION_MAX_ATTEMPTS", "10"))
 
 # Worker: django-q2 on the ORM broker (the default database) unless REDIS_URL is set, in
 # which case several clusters share that Redis (docs/ARCHITECTURE.md, "Scaling out").

@@ -16,4 +16,5 @@ urlpatterns = [
     path("sync/", include("reconcile.sync.urls")),
     path("mapping/", include("reconcile.mapping.urls")),
     path("review/", include("reconcile.review.urls")),
+    path("notifications/", include("reconcile.notifications.urls")),
 ]

@@ -12,6 +12,10 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, default="USD")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The change digest after each sync lists customers whose active users moved by at least
+    # this share of the previous count, or by at least this many users.
+    digest_threshold_percent = models.PositiveSmallIntegerField(default=10)
+    digest_threshold_users = models.PositiveIntegerField(default=5)
 
     def __str__(self):
         return self.name

@@ -79,7 +79,7 @@ def test_finance_reviews_and_pushes_to_the_psa(
     page.get_by_role("button", name="Finish", exact=True).click()
     expect(page.get_by_text("Setup finished: the first sync is running.")).to_be_visible()
     start_worker()
-    expect(page.locator(".sync-status .spinner")).to_be_visible(timeout=20_000)
+    expect(page.locator(".sync-status .status-line .spinner")).to_be_visible(timeout=20_000)
     expect(page.get_by_text(re.compile(r"Importing: page \d of \d"))).to_be_visible(timeout=20_000)
     screenshot("01-first-sync-running")
     refresh = page.get_by_role("link", name="Import finished: refresh to see the data")

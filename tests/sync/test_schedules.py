@@ -24,7 +24,7 @@ def test_a_new_connection_is_scheduled_daily_and_unscheduled_when_deleted():
     )
     assert schedule.args == f"('vendor', {connection.pk})"
     connection.delete()
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(name__startswith="sync-").exists()
 
 
 def test_the_scheduled_task_queues_a_run():
