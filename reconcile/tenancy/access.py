@@ -11,6 +11,9 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.http import urlencode
+from django_otp import user_has_device
 
 
 def member_required(*roles: str):
@@ -24,6 +27,9 @@ def member_required(*roles: str):
             membership = request.membership
             if not membership:
                 return redirect("tenancy:no_organization")
+            step = second_factor_step(request)
+            if step:
+                return redirect(f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}")
             if roles and not membership.has_role(*roles):
                 raise PermissionDenied("Your role does not allow this.")
             request.organization = membership.organization
@@ -32,6 +38,19 @@ def member_required(*roles: str):
         return wrapper
 
     return decorator
+
+
+def second_factor_step(request) -> str | None:
+    """Where a signed-in member must go before any organization page: the code of their
+    authenticator app, or setting one up when the organization requires it."""
+    user = request.user
+    if user.is_verified():
+        return None
+    if user_has_device(user, confirmed=True):
+        return "tenancy:two_factor_verify"
+    if request.membership.organization.require_two_factor:
+        return "tenancy:two_factor"
+    return None
 
 
 def get_for_org(model_or_queryset, request, **lookup):

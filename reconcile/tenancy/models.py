@@ -11,6 +11,8 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, default="USD")
+    # Owners can require every member to sign in with a second factor (TOTP).
+    require_two_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # The change digest after each sync lists customers whose active users moved by at least
     # this share of the previous count, or by at least this many users.

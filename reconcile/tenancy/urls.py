@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reconcile.tenancy import views
+from reconcile.tenancy import two_factor, views
 
 app_name = "tenancy"
 
@@ -19,4 +19,12 @@ urlpatterns = [
     ),
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
     path("activity/", views.activity, name="activity"),
+    path("settings/security/", two_factor.setup, name="two_factor"),
+    path("settings/security/disable/", two_factor.disable, name="two_factor_disable"),
+    path(
+        "settings/security/require/",
+        two_factor.require_for_organization,
+        name="two_factor_require",
+    ),
+    path("login/verify/", two_factor.verify, name="two_factor_verify"),
 ]
