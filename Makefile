@@ -15,6 +15,11 @@ export KNOWBE4_GRAPHQL_URL_EU ?= $(SANDBOX)/knowbe4/eu/graphql
 export KNOWBE4_GRAPHQL_URL_CA ?= $(SANDBOX)/knowbe4/ca/graphql
 export KNOWBE4_GRAPHQL_URL_UK ?= $(SANDBOX)/knowbe4/uk/graphql
 export KNOWBE4_GRAPHQL_URL_DE ?= $(SANDBOX)/knowbe4/de/graphql
+export KNOWBE4_REPORTING_URL_US ?= $(SANDBOX)/knowbe4-api/us
+export KNOWBE4_REPORTING_URL_EU ?= $(SANDBOX)/knowbe4-api/eu
+export KNOWBE4_REPORTING_URL_CA ?= $(SANDBOX)/knowbe4-api/ca
+export KNOWBE4_REPORTING_URL_UK ?= $(SANDBOX)/knowbe4-api/uk
+export KNOWBE4_REPORTING_URL_DE ?= $(SANDBOX)/knowbe4-api/de
 export SANDBOX_PORT WEB_PORT
 
 .PHONY: install run test lint format clean

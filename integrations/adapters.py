@@ -17,8 +17,9 @@ class ServiceUsage:
 
     code: str
     name: str
-    active_users: int | None
+    active_users: int | None  # billable: excluded users already taken off
     seats: int | None
+    excluded_users: int | None = None  # None: the adapter cannot see single users
 
 
 @dataclass
@@ -29,7 +30,10 @@ class AccountRecord:
     status: str = "active"  # active | archived
     billing_type: str = ""
     seats: int | None = None
+    # Billable active users: the vendor's count minus `excluded_users` (users matching one of
+    # the account's UserExclusion patterns); None where the adapter cannot see single users.
     active_users: int | None = None
+    excluded_users: int | None = None
     subscription_level: str = ""
     subscription_end_date: datetime.date | None = None
     raw: dict = field(default_factory=dict)

@@ -2,8 +2,12 @@
 
 from django.utils.module_loading import import_string
 
+from integrations.services import exclusion_patterns
+
 ADAPTERS = {
     "knowbe4_partner": "integrations.knowbe4.partner.PartnerAdapter",
+    "knowbe4_reporting": "integrations.knowbe4.reporting.ReportingAdapter",
+    "csv_upload": "integrations.csv_usage.adapter.CsvUsageAdapter",
 }
 
 
@@ -12,8 +16,17 @@ def adapter_class(kind: str):
 
 
 def adapter_for(connection):
-    return adapter_class(connection.kind)(
+    cls = adapter_class(connection.kind)
+    if hasattr(cls, "for_connection"):  # no URL and key: builds itself from the connection
+        return cls.for_connection(connection)
+    # An adapter that sees single users applies the accounts' exclusion patterns, handed in
+    # as data: adapters never touch the database.
+    options = {}
+    if getattr(cls, "sees_users", False):
+        options["exclusions"] = exclusion_patterns(connection)
+    return cls(
         base_url=connection.base_url,
         credential=connection.credential(),
         api_schema=connection.api_schema,
+        **options,
     )

@@ -9,6 +9,7 @@ from integrations.models import (
     StagedAccount,
     StagedUsage,
     UsageSnapshot,
+    UserExclusion,
     VendorAccount,
     VendorConnection,
     VendorService,
@@ -24,12 +25,20 @@ ACCOUNT_FIELDS = [
     "billing_type",
     "seats_purchased",
     "active_users",
+    "excluded_users",
     "subscription_level",
     "subscription_end_date",
     "raw",
 ]
 STAGED_ACCOUNT_FIELDS = ["sync_run_id", "external_id", "change", *ACCOUNT_FIELDS]
-STAGED_USAGE_FIELDS = ["sync_run_id", "external_id", "service_code", "active_users", "seats"]
+STAGED_USAGE_FIELDS = [
+    "sync_run_id",
+    "external_id",
+    "service_code",
+    "active_users",
+    "excluded_users",
+    "seats",
+]
 BATCH = 1000
 
 
@@ -62,6 +71,85 @@ def connect(
         organization, actor, "connection.created", connection, after=connection.audit_fields()
     )
     return connection
+
+
+@transaction.atomic
+def connect_reporting(
+    organization,
+    actor,
+    *,
+    region,
+    base_url,
+    credential,
+    account_name,
+    description="",
+    polling_interval,
+) -> VendorConnection:
+    """Save a KnowBe4 Reporting API key (one customer account), already tested by the caller."""
+    connection = VendorConnection(
+        organization=organization,
+        kind=VendorConnection.Kind.KNOWBE4_REPORTING,
+        region=region,
+        base_url=base_url,
+        account_name=account_name,
+        description=description,
+        polling_interval=polling_interval,
+        state=VendorConnection.State.PENDING,
+    )
+    connection.set_credential(credential)
+    connection.save()
+    audit.record(
+        organization,
+        actor,
+        "connection.created",
+        connection,
+        after=connection.audit_fields()
+        | {"account_name": account_name, "polling_interval": polling_interval},
+    )
+    return connection
+
+
+def exclusion_patterns(connection: VendorConnection) -> list[str]:
+    """The UserExclusion patterns of the connection's accounts (what its adapter applies)."""
+    return sorted(
+        set(
+            UserExclusion.objects.filter(account__connection=connection).values_list(
+                "pattern", flat=True
+            )
+        )
+    )
+
+
+@transaction.atomic
+def add_exclusion(account: VendorAccount, actor, pattern: str) -> UserExclusion:
+    """Exclude the account's users matching `pattern` (already normalised) from the next sync."""
+    exclusion = UserExclusion.objects.create(
+        organization_id=account.organization_id,
+        account=account,
+        pattern=pattern,
+        created_by=actor if actor and actor.is_authenticated else None,
+    )
+    audit.record(
+        account.organization,
+        actor,
+        "exclusion.added",
+        account,
+        after={"pattern": pattern, "connection_id": account.connection_id},
+    )
+    return exclusion
+
+
+@transaction.atomic
+def remove_exclusion(exclusion: UserExclusion, actor) -> None:
+    account = exclusion.account
+    audit.record(
+        account.organization,
+        actor,
+        "exclusion.removed",
+        account,
+        before={"pattern": exclusion.pattern, "connection_id": account.connection_id},
+    )
+    exclusion.delete()
 
 
 @transaction.atomic
@@ -117,6 +205,7 @@ def _account_values(record: AccountRecord) -> dict:
         "billing_type": record.billing_type[:16],
         "seats_purchased": record.seats,
         "active_users": record.active_users,
+        "excluded_users": record.excluded_users,
         "subscription_level": record.subscription_level[:100],
         "subscription_end_date": record.subscription_end_date,
         "raw": record.raw,
@@ -133,6 +222,11 @@ class AccountImport:
     Usage snapshots are change points: written for every service of an account whose record
     changed (new, counts moved, another subscription level or add-ons), so the latest points of
     an account are its current services and history stays exact without a row per sync.
+
+    Exclusions: `active_users` is stored as the *billable* count, the vendor's active users minus
+    `excluded_users` (users matching the account's UserExclusion patterns, counted by adapters
+    that see single users; None where none can). The vendor's raw count is their sum. A change
+    of the excluded count alone is a change point like any other.
     """
 
     def __init__(self, connection: VendorConnection, sync_run_id: int):
@@ -174,6 +268,7 @@ class AccountImport:
                             record.external_id,
                             service.code,
                             service.active_users,
+                            service.excluded_users,
                             service.seats,
                         )
                     )
@@ -251,8 +346,9 @@ def merge_statements(connection: VendorConnection, run_id: int, now) -> list[tup
         ),
         (
             f"INSERT INTO {snapshot} (organization_id, account_id, service_id, active_users, "
-            f"seats, taken_at, sync_run_id) "
-            f"SELECT %s, a.id, s.id, u.active_users, u.seats, %s, %s FROM {usage} u "
+            f"excluded_users, seats, taken_at, sync_run_id) "
+            f"SELECT %s, a.id, s.id, u.active_users, u.excluded_users, u.seats, %s, %s "
+            f"FROM {usage} u "
             f"JOIN {account} a ON a.connection_id = %s AND a.external_id = u.external_id "
             f"JOIN {service} s ON s.connection_id = %s AND s.code = u.service_code "
             f"WHERE u.sync_run_id = %s",

@@ -9,8 +9,11 @@ Served paths (one app per region: us, eu, ca, uk, de):
   a per-customer Reporting key.
 - ``/_sandbox/knowbe4/keys`` (GET): the partner keys, their GraphQL URLs and a few Reporting
   keys; ``/_sandbox/knowbe4/reporting-keys?partner=<slug>`` (GET): every Reporting key of that
-  partner's customers; ``/_sandbox/knowbe4/keys/{key}`` (GET, POST): one key's settings and
-  request count, and changes to them. Settings: ``revoked``, ``rate_limit_per_second``,
+  partner's customers; ``POST /_sandbox/knowbe4/reporting-keys`` with a JSON tenant specification
+  (``{"active_users": 20000, ...}``, see ``create_tenant``): a synthetic tenant of any size and
+  its Reporting key; ``/_sandbox/knowbe4/keys/{key}`` (GET, POST): one key's settings, request
+  count (and for a Reporting key its count of 429 answers, ``rate_limited``), and changes to
+  them. Settings: ``revoked``, ``rate_limit_per_second``,
   ``rate_limit_per_minute``, ``daily_cap``, ``fail_on_requests`` (request ordinals since the last
   reset), ``fail_status``, ``delay_seconds``, ``html_errors``, ``schema`` ("2023" | "current").
   ``POST /_sandbox/reset`` (in app.py) calls ``reset()``.
@@ -62,6 +65,7 @@ Key state is process-wide (one registry per process), guarded by a lock; ``reset
 """
 
 import asyncio
+import base64
 import datetime
 import functools
 import hashlib
@@ -578,7 +582,7 @@ def _stamp(moment: datetime.datetime) -> str:
 def _metrics(account_id: int) -> dict:
     """Per-account numbers that the universe does not carry (risk, training, owner)."""
     rng = random.Random(f"trueup-sandbox/metrics/{account_id}")
-    customer = data.customer_by_id(account_id)
+    customer = tenant_by_id(account_id)
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     return {
         "risk_score": round(rng.uniform(12, 68), 3),
@@ -600,15 +604,21 @@ def users_of(account_id: int) -> tuple[dict, ...]:
     """Every user of one tenant, active and archived, sorted by id, as ``/v1/users`` shows them.
 
     Exactly ``active_users`` of them are active (service accounts included) and
-    ``archived_users`` archived.
+    ``archived_users`` archived. A tenant of 10 or more active users has 0 to 3 of the
+    ``_SERVICE_ACCOUNTS`` mailboxes among its active users (a synthetic tenant: the first
+    ``service_accounts`` of them, when it asked).
     """
-    customer = data.customer_by_id(account_id)
+    customer = tenant_by_id(account_id)
     rng = random.Random(f"trueup-sandbox/users/{account_id}")
     total = customer.active_users + customer.archived_users
     archived = set(rng.sample(range(total), customer.archived_users))
     active_positions = [i for i in range(total) if i not in archived]
     services: dict[int, tuple] = {}
-    if customer.active_users >= 10:
+    wanted = _synthetic_service_accounts.get(account_id)
+    if wanted is not None:  # a synthetic tenant that asked for the first `wanted` mailboxes
+        picked = list(_SERVICE_ACCOUNTS[:wanted])
+        services = dict(zip(rng.sample(active_positions, wanted), picked, strict=True))
+    elif customer.active_users >= 10:
         picked = rng.sample(_SERVICE_ACCOUNTS, rng.choice((0, 1, 2, 2, 3)))
         services = dict(zip(rng.sample(active_positions, len(picked)), picked, strict=True))
     groups = sorted(rng.sample(range(1000, 99_999), rng.randint(2, 5)))
@@ -703,6 +713,114 @@ def account_document(customer: data.Customer) -> dict:
     return document
 
 
+# --- synthetic Reporting tenants ----------------------------------------------------------------
+# Tenants of any size, made through the control API (``POST /_sandbox/knowbe4/reporting-keys``)
+# for benches and tests that need, say, 20,000 active users: the universe's customers are small.
+# The same specification always gives the same tenant (id, key and users), in every process;
+# tenants live as long as the process (``reset()`` keeps them and forgets their keys' counters).
+
+_SYNTHETIC_BASE_ID = 9_000_000
+_LEVELS = ("Diamond", "Platinum", "Gold", "Silver", "Basic")
+_synthetic_by_key: dict[str, data.Customer] = {}
+_synthetic_by_id: dict[int, data.Customer] = {}
+_synthetic_regions: dict[int, str] = {}
+_synthetic_service_accounts: dict[int, int] = {}
+_SYNTHETIC_KEYS: dict[int, str] = {}
+_TENANT_FIELDS = {
+    "active_users": int,
+    "archived_users": int,
+    "seats": (int, type(None)),
+    "billing_type": str,
+    "subscription_level": str,
+    "region": str,
+    "name": str,
+    "service_accounts": (int, type(None)),
+}
+
+
+def tenant_by_id(account_id: int) -> data.Customer | None:
+    return _synthetic_by_id.get(account_id) or data.customer_by_id(account_id)
+
+
+def tenant_by_key(key: str) -> data.Customer | None:
+    """The customer whose Reporting key this is (universe or synthetic), or None."""
+    return _synthetic_by_key.get(key) or data.customers_by_reporting_key().get(key)
+
+
+def tenant_region(customer: data.Customer) -> str:
+    region = _synthetic_regions.get(customer.id)
+    return region or data.partner_by_slug(customer.partner).region
+
+
+def create_tenant(spec: object) -> data.Customer:
+    """A Reporting tenant from ``spec``: ``active_users`` (required), ``archived_users`` (0),
+    ``seats`` (= active users; null for none), ``billing_type`` (PAID | TRIAL | FREE),
+    ``subscription_level`` (Diamond), ``region`` (us), ``name``, ``service_accounts`` (how many
+    of the sandbox's service mailboxes are among the active users, 0-5; default as generated).
+    Raises ValueError on a bad specification. Its users are generated here, so the first
+    ``/v1/users`` request is as fast as the others."""
+    if not isinstance(spec, dict):
+        raise ValueError("the body must be a JSON object")
+    for name, value in spec.items():
+        if name not in _TENANT_FIELDS:
+            raise ValueError(f"unknown field {name!r}; known: {', '.join(_TENANT_FIELDS)}")
+        if not isinstance(value, _TENANT_FIELDS[name]) or isinstance(value, bool):
+            raise ValueError(f"{name}: wrong type {type(value).__name__}")
+    active = spec.get("active_users")
+    archived = spec.get("archived_users", 0)
+    if active is None or not 0 <= active <= 1_000_000 or not 0 <= archived <= 1_000_000:
+        raise ValueError("active_users (required) and archived_users: 0 to 1,000,000")
+    billing_type = spec.get("billing_type", "PAID")
+    level = spec.get("subscription_level", "Diamond")
+    region = spec.get("region", "us")
+    services = spec.get("service_accounts")
+    if billing_type not in ("PAID", "TRIAL", "FREE"):
+        raise ValueError("billing_type: PAID, TRIAL or FREE")
+    if level not in _LEVELS:
+        raise ValueError(f"subscription_level: one of {', '.join(_LEVELS)}")
+    if region not in data.REGIONS:
+        raise ValueError(f"region: one of {', '.join(data.REGIONS)}")
+    if services is not None and not 0 <= services <= min(len(_SERVICE_ACCOUNTS), active):
+        raise ValueError(f"service_accounts: 0 to {len(_SERVICE_ACCOUNTS)}, at most active_users")
+    canonical = json.dumps(spec, sort_keys=True)
+    digest = int(hashlib.sha256(canonical.encode()).hexdigest(), 16)
+    account_id = _SYNTHETIC_BASE_ID + digest % 900_000
+    name = spec.get("name") or f"Synthetic Tenant {active:,} users"
+    domain = "".join(c for c in name.lower() if c.isascii() and c.isalnum())[:40] or "tenant"
+    customer = data.Customer(
+        id=account_id,
+        name=name,
+        display_name=name,
+        domain=f"{domain}-{account_id}.example.com",
+        partner="synthetic",
+        billing_type=billing_type,
+        archived=False,
+        subscription_level=level,
+        seats=spec.get("seats", active),
+        active_users=active,
+        archived_users=archived,
+        subscription_end=data.UNIVERSE_DATE + datetime.timedelta(days=365)
+        if billing_type == "PAID"
+        else None,
+        trial_expiration=data.UNIVERSE_DATE + datetime.timedelta(days=14)
+        if billing_type == "TRIAL"
+        else None,
+        created_at=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        skus=(),
+    )
+    key_digest = hashlib.sha512(f"trueup-sandbox/reporting/synthetic/{canonical}".encode())
+    key = base64.urlsafe_b64encode(key_digest.digest()[:48]).decode()
+    with _lock:
+        _synthetic_by_key[key] = customer
+        _synthetic_by_id[account_id] = customer
+        _synthetic_regions[account_id] = region
+        _SYNTHETIC_KEYS[account_id] = key
+        if services is not None:
+            _synthetic_service_accounts[account_id] = services
+    users_of(account_id)
+    return customer
+
+
 # --- keys, limits and faults -------------------------------------------------------------------
 
 
@@ -739,6 +857,7 @@ class _KeyState:
     accepted: deque = field(default_factory=deque)  # monotonic times within the last minute
     day_started: float | None = None
     day_count: int = 0
+    rate_limited: int = 0  # requests answered 429 (any limit) since the last reset
 
     def throttle(self, now: float) -> tuple[str, int] | None:
         """Admit one request, or say which limit it breaks and when to retry (seconds)."""
@@ -776,14 +895,14 @@ def _initial_state(key: str) -> _KeyState | None:
     if partner is not None:
         settings = KeySettings(**_PARTNER_FAULTS.get(partner.slug, {}))
         return _KeyState("partner", partner.region, settings)
-    customer = data.customers_by_reporting_key().get(key)
+    customer = tenant_by_key(key)
     if customer is not None:
         settings = KeySettings(
             rate_limit_per_second=4,
             rate_limit_per_minute=50,
             daily_cap=REPORTING_DAILY_BASE + (customer.seats or 0),
         )
-        return _KeyState("reporting", data.partner_by_slug(customer.partner).region, settings)
+        return _KeyState("reporting", tenant_region(customer), settings)
     return None
 
 
@@ -850,6 +969,8 @@ async def _admit(request: Request, kind: str, region: str) -> tuple[_KeyState | 
     with _lock:
         refusal = state.throttle(time.monotonic())
     if refusal is not None:
+        with _lock:
+            state.rate_limited += 1
         message, retry_after = refusal
         # The recorded Reporting API answers carry no rate-limit headers at all.
         headers = {"Retry-After": str(retry_after)} if kind == "partner" else None
@@ -942,7 +1063,7 @@ def _reporting_app(region: str) -> Starlette:
     async def tenant(request: Request) -> tuple[data.Customer | None, Response | None]:
         state, error = await _admit(request, "reporting", region)
         if error is None:
-            customer = data.customers_by_reporting_key()[_bearer(request)]
+            customer = tenant_by_key(_bearer(request))
             if customer.subscription_level in data.API_LEVELS:
                 return customer, None
             message = "Forbidden: the API requires a Platinum or Diamond subscription"
@@ -1036,10 +1157,12 @@ def _key_document(key: str, state: _KeyState, default_schema: str) -> dict:
     if state.kind == "partner":
         document["partner"] = data.PARTNERS[key].slug
     else:
-        document["customer_id"] = data.customers_by_reporting_key()[key].id
+        document["customer_id"] = tenant_by_key(key).id
     document.update(asdict(state.settings))
     document["schema"] = state.settings.schema or default_schema
     document["request_count"] = state.request_count
+    if state.kind == "reporting":
+        document["rate_limited"] = state.rate_limited
     return document
 
 
@@ -1064,6 +1187,13 @@ def _control_routes(default_schema: str) -> list[BaseRoute]:
 
     async def reporting_keys(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
+        if request.method == "POST":
+            try:
+                spec = json.loads(await request.body() or b"{}")
+                customer = await run_in_threadpool(create_tenant, spec)
+            except ValueError as error:
+                return JSONResponse({"message": str(error)}, 400)
+            return JSONResponse(_reporting_entry(customer, base))
         slug = request.query_params.get("partner", "demo")
         try:
             entries = [_reporting_entry(c, base) for c in data.customers(slug)]
@@ -1092,13 +1222,13 @@ def _control_routes(default_schema: str) -> list[BaseRoute]:
 
     return [
         Route("/_sandbox/knowbe4/keys", list_keys),
-        Route("/_sandbox/knowbe4/reporting-keys", reporting_keys),
+        Route("/_sandbox/knowbe4/reporting-keys", reporting_keys, methods=["GET", "POST"]),
         Route("/_sandbox/knowbe4/keys/{key}", key_settings, methods=["GET", "POST"]),
     ]
 
 
 def _reporting_entry(customer: data.Customer, base: str) -> dict:
-    region = data.partner_by_slug(customer.partner).region
+    region = tenant_region(customer)
     return {
         "customer_id": customer.id,
         "name": customer.name,
@@ -1107,8 +1237,11 @@ def _reporting_entry(customer: data.Customer, base: str) -> dict:
         "billing_type": customer.billing_type,
         "subscription_level": customer.subscription_level,
         "has_api": customer.subscription_level in data.API_LEVELS,
-        "key": data.reporting_key(customer),
+        "key": _SYNTHETIC_KEYS.get(customer.id) or data.reporting_key(customer),
         "base_url": f"{base}/knowbe4-api/{region}",
+        "seats": customer.seats,
+        "active_users": customer.active_users,
+        "archived_users": customer.archived_users,
     }
 
 
