@@ -32,8 +32,15 @@ class VendorConnection(Connection):
     account_name = models.CharField(max_length=200, blank=True)
 
     def __str__(self):
-        label = self.description or f"{self.get_kind_display()} ({self.region.upper()})"
+        if self.kind == self.Kind.CSV_UPLOAD:
+            return self.description or self.get_kind_display()
+        name = self.description or self.account_name
+        label = name or f"{self.get_kind_display()} ({self.region.upper()})"
         return f"{label} …{self.credential_last4}"
+
+    @property
+    def has_credential(self) -> bool:
+        return self.kind != self.Kind.CSV_UPLOAD
 
     def set_credential(self, secret: str) -> None:
         self.credential_encrypted = crypto.encrypt(secret)

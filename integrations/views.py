@@ -3,10 +3,11 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 
-from integrations import services
+from integrations import registry, services
 from integrations.knowbe4.client import graphql_url, region_label
 from integrations.knowbe4.forms import ConnectForm, RotateForm
 from integrations.knowbe4.partner import PartnerAdapter
+from integrations.knowbe4.reporting import site_label
 from integrations.models import VendorAccount, VendorConnection
 from reconcile.errors import ExternalAPIError
 from reconcile.forms import DeleteConnectionForm
@@ -52,7 +53,12 @@ def detail(request, connection_id):
         "integrations/detail.html",
         {
             "connection": connection,
-            "region": region_label(connection.base_url),
+            "region": (
+                site_label(connection.base_url)
+                if connection.kind == VendorConnection.Kind.KNOWBE4_REPORTING
+                else region_label(connection.base_url)
+            ),
+            "account": connection.accounts.filter(missing_since=None).first(),
             "account_count": connection.accounts.filter(missing_since=None).count(),
             "services": connection.services.annotate(
                 account_count=Count("usage__account", distinct=True)
@@ -83,10 +89,14 @@ def accounts(request, connection_id):
 
 @member_required(Role.OWNER)
 def rotate_key(request, connection_id):
-    connection = get_for_org(VendorConnection, request, pk=connection_id)
+    connection = get_for_org(
+        VendorConnection.objects.exclude(kind=VendorConnection.Kind.CSV_UPLOAD),
+        request,
+        pk=connection_id,
+    )
     form = RotateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        adapter = PartnerAdapter(
+        adapter = registry.adapter_class(connection.kind)(
             base_url=connection.base_url, credential=form.cleaned_data["api_key"]
         )
         try:

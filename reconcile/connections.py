@@ -67,16 +67,19 @@ class Connection(models.Model):
             **changes,
         )
 
-    def mark_failed(self, message: str, *, credential_rejected: bool = False) -> bool:
+    def mark_failed(
+        self, message: str, *, credential_rejected: bool = False, counts: bool = True
+    ) -> bool:
         """Record a failed run; quarantine the connection when retrying cannot help (the
-        credential was rejected) or after TRUEUP_QUARANTINE_AFTER failures in a row.
+        credential was rejected) or after TRUEUP_QUARANTINE_AFTER failures in a row. A
+        failure that says when to come back (a daily cap) does not count (`counts=False`).
         Returns True when this failure quarantined it."""
         now = timezone.now()
         type(self).objects.filter(pk=self.pk).update(
             state=self.State.ERROR,
             last_error_at=now,
             last_error=message,
-            consecutive_failures=F("consecutive_failures") + 1,
+            consecutive_failures=F("consecutive_failures") + (1 if counts else 0),
         )
         self.refresh_from_db()
         if self.is_quarantined:

@@ -252,6 +252,8 @@ LOGGING = {
         # gql logs whole GraphQL payloads at INFO; payloads carry customer data.
         "gql": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # Lockouts are logged at WARNING; the start-up banner and each attempt are noise.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -32,6 +32,9 @@ def sandbox(sandbox_server, settings):
     settings.KNOWBE4_GRAPHQL_URLS = {
         region: f"{sandbox_server}/knowbe4/{region}/graphql" for region in REGIONS
     }
+    settings.KNOWBE4_REPORTING_URLS = {
+        region: f"{sandbox_server}/knowbe4-api/{region}" for region in REGIONS
+    }
     yield Sandbox(sandbox_server)
     httpx.post(f"{sandbox_server}/_sandbox/reset").raise_for_status()
 
@@ -129,6 +132,7 @@ def start_worker(sandbox, tmp_path):
         env = os.environ | {
             "DATABASE_URL": _database_url(),
             "KNOWBE4_GRAPHQL_URL_US": sandbox.graphql_url("us"),
+            "KNOWBE4_REPORTING_URL_US": f"{sandbox.base_url}/knowbe4-api/us",
             "TRUEUP_WORKERS": "1",
             "TRUEUP_WORKER_POLL": "0.2",
         }

@@ -59,6 +59,9 @@ class SeatDiscrepancy(models.Model):
     delta = models.DecimalField(null=True, **QUANTITY)
     unit_price = models.DecimalField(null=True, max_digits=14, decimal_places=4)
     monthly_change = models.DecimalField(null=True, **MONEY)
+    # Users the vendor reported but exclusion patterns left out (None: not known); the raw
+    # count is vendor_count + vendor_excluded.
+    vendor_excluded = models.IntegerField(null=True)
     computed_at = models.DateTimeField(default=timezone.now)
 
     # What finance decided about these numbers. Reconciliation clears it when the numbers

@@ -38,14 +38,16 @@ FIELDS = [
     "delta",
     "unit_price",
     "monthly_change",
+    "vendor_excluded",
     "computed_at",
 ]
 # Plain strings: rows go to COPY, which adapts str, not Django's choices enums.
 RECONCILE, NEW_REVENUE, NO_CHANGE, NO_VENDOR_DATA = (k.value for k in SeatDiscrepancy.Kind)
 
 
-def vendor_counts(organization) -> dict[tuple[int, int], int]:
-    """{(PSA company, PSA product): active users} summed over the mapped accounts and services.
+def vendor_counts(organization) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+    """{(PSA company, PSA product): billable active users} summed over the mapped accounts and
+    services, and the users exclusion patterns left out of them (where the vendor says).
 
     An account's usage is its current change points (one per service it holds now).
     """
@@ -62,15 +64,19 @@ def vendor_counts(organization) -> dict[tuple[int, int], int]:
     ).values_list("vendor_service_id", "psa_product_id"):
         products_of[service_id].append(product_id)
     usage = UsageSnapshot.objects.filter(organization=organization, is_current=True).values_list(
-        "account_id", "service_id", "active_users"
+        "account_id", "service_id", "active_users", "excluded_users"
     )
     counts: dict[tuple[int, int], int] = defaultdict(int)
-    for account_id, service_id, users in usage:
+    excluded: dict[tuple[int, int], int] = defaultdict(int)
+    for account_id, service_id, users, left_out in usage:
         if account_id not in company_of:
             continue
         for product_id in products_of.get(service_id, ()):
-            counts[(company_of[account_id], product_id)] += users or 0
-    return counts
+            key = (company_of[account_id], product_id)
+            counts[key] += users or 0
+            if left_out is not None:
+                excluded[key] += left_out
+    return counts, excluded
 
 
 @transaction.atomic
@@ -82,7 +88,7 @@ def reconcile_organization(organization) -> dict[str, int]:
     """
     now = timezone.now()
     today = timezone.localdate()
-    counts = vendor_counts(organization)
+    counts, excluded = vendor_counts(organization)
     mapped_companies = set(
         AccountMapping.objects.filter(
             organization=organization, state=MappingState.MAPPED
@@ -210,6 +216,8 @@ def reconcile_organization(organization) -> dict[str, int]:
                     now,
                 )
             )
+    # Every row gets the excluded users of its company and product, before `computed_at`.
+    rows = [row[:-1] + (excluded.get((row[3], row[4])), row[-1]) for row in rows]
     _write(organization, rows)
     summary = defaultdict(int)
     for row in rows:

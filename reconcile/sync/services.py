@@ -196,9 +196,18 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
     run.error_class = type(error).__name__
     run.error_message = message
     run.note(message, level="error")
+    # An error that knows when trying again makes sense (a daily cap) moves the schedule there
+    # and does not count toward quarantine.
+    retry_at = getattr(error, "retry_at", None)
     quarantined = connection.mark_failed(
-        message, credential_rejected=isinstance(error, CredentialRejected)
+        message, credential_rejected=isinstance(error, CredentialRejected), counts=not retry_at
     )
+    if retry_at:
+        postponed = Schedule.objects.filter(
+            name=schedule_name(connection), next_run__lt=retry_at
+        ).update(next_run=retry_at)
+        if postponed:
+            run.note(f"Next scheduled sync moved to {retry_at:%Y-%m-%d %H:%M} UTC.")
     if quarantined:
         run.note(
             "Connection quarantined: its schedule is paused until someone tests it and resumes it.",

@@ -245,6 +245,26 @@ def test_the_daily_cap_fails_the_run_and_keeps_the_old_counts(tenant_connection,
     assert sandbox.key_state(tenant_connection.credential())["rate_limited"] == 1  # no retries
 
 
+def test_daily_caps_never_quarantine_and_move_the_schedule_to_midnight(
+    tenant_connection, sandbox, settings
+):
+    from django_q.models import Schedule
+
+    from reconcile.sync.services import apply_schedule, schedule_name
+
+    settings.TRUEUP_QUARANTINE_AFTER = 2
+    tenant_connection.polling_interval = 60
+    tenant_connection.save()
+    apply_schedule(tenant_connection)
+    sandbox.set_key(tenant_connection.credential(), daily_cap=0)
+    runs = [sync(tenant_connection) for _ in range(3)]
+    tenant_connection.refresh_from_db()
+    assert not tenant_connection.is_quarantined and tenant_connection.consecutive_failures == 0
+    next_run = Schedule.objects.get(name=schedule_name(tenant_connection)).next_run
+    assert (next_run.hour, next_run.minute) == (0, 0) and next_run > runs[-1].finished_at
+    assert any("Next scheduled sync moved to" in step["message"] for step in runs[0].log)
+
+
 def test_a_revoked_key_quarantines_the_connection(tenant_connection, sandbox):
     sandbox.set_key(tenant_connection.credential(), revoked=True)
     assert sync(tenant_connection).state == "failed"

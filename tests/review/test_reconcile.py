@@ -275,3 +275,11 @@ def test_a_vanished_card_leaves_a_closing_history_point(organization, world):
     assert not SeatDiscrepancy.objects.filter(line=line).exists()
     last = CountHistory.objects.filter(line=line).order_by("id").last()
     assert (last.vendor_count, last.billed) == (None, None)
+
+
+def test_users_left_out_by_exclusion_patterns_show_on_the_card(organization, world):
+    _, usage, line = world
+    UsageSnapshot.objects.filter(pk=usage.pk).update(active_users=45, excluded_users=3)
+    reconcile_organization(organization)
+    card = discrepancy(line)
+    assert (card.vendor_count, card.vendor_excluded, card.target) == (45, 3, Decimal(45))

@@ -133,11 +133,29 @@ def test_a_dismissed_card_comes_back_when_its_numbers_change(organization, owner
     card = make_card(psa, vendor_count=60, billed=50)
     services.dismiss(organization, owner, [card.pk], "seasonal staff")
     row = (organization.pk, "reconcile", card.line_id, card.psa_company_id, card.psa_product_id)
-    same = (60, Decimal(50), Decimal(60), Decimal(10), Decimal(3), Decimal(30), timezone.now())
+    same = (
+        60,
+        Decimal(50),
+        Decimal(60),
+        Decimal(10),
+        Decimal(3),
+        Decimal(30),
+        None,
+        timezone.now(),
+    )
     services._write(organization, [row + same])
     card.refresh_from_db()
     assert card.decision == "dismissed"  # same numbers: it stays dismissed
-    changed = (64, Decimal(50), Decimal(64), Decimal(14), Decimal(3), Decimal(42), timezone.now())
+    changed = (
+        64,
+        Decimal(50),
+        Decimal(64),
+        Decimal(14),
+        Decimal(3),
+        Decimal(42),
+        None,
+        timezone.now(),
+    )
     services._write(organization, [row + changed])
     card.refresh_from_db()
     assert (card.decision, card.dismiss_reason, card.vendor_count) == ("", "", 64)
