@@ -31,13 +31,18 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         membership = getattr(request, "membership", None)
         user = getattr(request, "user", None)
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
         requests_log.info(
-            "request",
+            "%s %s %s %.0f ms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "duration_ms": duration_ms,
                 "user_id": user.pk if user is not None and user.is_authenticated else None,
                 "organization_id": membership.organization_id if membership else None,
                 "htmx": bool(getattr(request, "htmx", False)),
@@ -71,4 +76,10 @@ def log_task(sender, task, **kwargs) -> None:
     if not fields["success"]:
         # The result of a failed task is its traceback text: the type is enough here.
         fields["error"] = str(task.get("result", ""))[:200]
-    tasks_log.log(logging.INFO if fields["success"] else logging.ERROR, "task", extra=fields)
+    tasks_log.log(
+        logging.INFO if fields["success"] else logging.ERROR,
+        "task %s %s",
+        name,
+        "ok" if fields["success"] else "failed",
+        extra=fields,
+    )
