@@ -54,7 +54,10 @@ def connect(
     description="",
     expires_on=None,
     api_schema="",
+    **fields,
 ) -> VendorConnection:
+    """Save a credential the caller already tested; `fields` are further model fields (the
+    Reporting API's account name, a polling interval)."""
     connection = VendorConnection(
         organization=organization,
         kind=kind,
@@ -64,16 +67,20 @@ def connect(
         credential_expires_on=expires_on,
         api_schema=api_schema,
         state=VendorConnection.State.PENDING,
+        **fields,
     )
     connection.set_credential(credential)
     connection.save()
     audit.record(
-        organization, actor, "connection.created", connection, after=connection.audit_fields()
+        organization,
+        actor,
+        "connection.created",
+        connection,
+        after=connection.audit_fields() | {key: str(value) for key, value in fields.items()},
     )
     return connection
 
 
-@transaction.atomic
 def connect_reporting(
     organization,
     actor,
@@ -86,27 +93,17 @@ def connect_reporting(
     polling_interval,
 ) -> VendorConnection:
     """Save a KnowBe4 Reporting API key (one customer account), already tested by the caller."""
-    connection = VendorConnection(
-        organization=organization,
+    return connect(
+        organization,
+        actor,
         kind=VendorConnection.Kind.KNOWBE4_REPORTING,
         region=region,
         base_url=base_url,
-        account_name=account_name,
+        credential=credential,
         description=description,
+        account_name=account_name,
         polling_interval=polling_interval,
-        state=VendorConnection.State.PENDING,
     )
-    connection.set_credential(credential)
-    connection.save()
-    audit.record(
-        organization,
-        actor,
-        "connection.created",
-        connection,
-        after=connection.audit_fields()
-        | {"account_name": account_name, "polling_interval": polling_interval},
-    )
-    return connection
 
 
 def exclusion_patterns(connection: VendorConnection) -> list[str]:

@@ -9,6 +9,12 @@ from django.conf import settings as django_settings
 from django_q.conf import Conf
 from playwright.sync_api import sync_playwright
 
+from integrations import services as vendor_services
+from psa import services as psa_services
+from reconcile.sync.services import queue_sync, run_sync
+from sandboxes.demo import psa_connection_fields
+from tests.factories import PASSWORD
+
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -59,3 +65,46 @@ def screenshot(page, request):
         return path
 
     return take
+
+
+def sign_in(page, user):
+    """The real sign-in form (django-axes and the 2FA step included)."""
+    page.goto("/login/")
+    page.get_by_label("E-mail").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def imported(connection):
+    """Run the first import of a connection in the test process (no worker needed yet)."""
+    run = queue_sync(connection, trigger="connect")
+    assert run_sync(run.pk).state == "succeeded"
+    return connection
+
+
+@pytest.fixture
+def demo_knowbe4(sandbox, organization, owner):
+    """The demo partner key connected and imported."""
+    return imported(
+        vendor_services.connect(
+            organization,
+            owner,
+            kind="knowbe4_partner",
+            region="us",
+            base_url=sandbox.graphql_url("us"),
+            credential=sandbox.demo_key,
+            description="Demo partner",
+            api_schema="2023",
+        )
+    )
+
+
+@pytest.fixture
+def demo_connectwise(sandbox, organization, owner):
+    """The demo ConnectWise of the sandbox connected and imported."""
+    settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
+    return imported(
+        psa_services.connect(
+            organization, owner, kind="connectwise", settings=settings, secrets=secrets
+        )
+    )

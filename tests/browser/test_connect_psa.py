@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandboxes import connectwise, psa_data
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,10 +15,7 @@ def test_owner_connects_connectwise_and_finds_a_product_by_id(
     page, screenshot, sandbox, owner, start_worker
 ):
     credentials = connectwise.demo_credentials(sandbox.base_url)
-    page.goto("/login/")
-    page.get_by_label("E-mail").fill(owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, owner)
 
     page.get_by_role("link", name="Integrations").click()
     page.get_by_role("link", name="ConnectWise PSA").click()

@@ -6,35 +6,20 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from integrations import services as vendor_services
 from reconcile.sync.services import queue_sync, run_sync
 from sandboxes import data
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_quarantine_resume_and_a_reporting_connection(
-    page, screenshot, sandbox, organization, owner, start_worker
+    page, screenshot, sandbox, owner, demo_knowbe4, start_worker
 ):
-    kb4 = vendor_services.connect(
-        organization,
-        owner,
-        kind="knowbe4_partner",
-        region="us",
-        base_url=sandbox.graphql_url("us"),
-        credential=sandbox.demo_key,
-        description="Demo partner",
-        api_schema="2023",
-    )
-    assert run_sync(queue_sync(kb4, trigger="connect").pk).state == "succeeded"
     sandbox.set_key(sandbox.demo_key, revoked=True)
-    assert run_sync(queue_sync(kb4, trigger="manual").pk).state == "failed"
+    assert run_sync(queue_sync(demo_knowbe4, trigger="manual").pk).state == "failed"
 
-    page.goto("/login/")
-    page.get_by_label("E-mail").fill(owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, owner)
 
     banner = page.get_by_test_id("quarantine-banner")
     expect(banner).to_contain_text("Demo partner")

@@ -6,45 +6,16 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from integrations import services as vendor_services
-from psa import services as psa_services
-from reconcile.sync.services import queue_sync, run_sync
-from sandboxes.demo import psa_connection_fields
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def imported(connection, owner):
-    run = queue_sync(connection, trigger="connect", actor=owner)
-    assert run_sync(run.pk).state == "succeeded"
-
-
 def test_billing_maps_customers_and_services_and_finishes(
-    page, screenshot, sandbox, organization, owner, start_worker
+    page, screenshot, owner, demo_knowbe4, demo_connectwise, start_worker
 ):
-    kb4 = vendor_services.connect(
-        organization,
-        owner,
-        kind="knowbe4_partner",
-        region="us",
-        base_url=sandbox.graphql_url("us"),
-        credential=sandbox.demo_key,
-        api_schema="2023",
-    )
-    imported(kb4, owner)
-    settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
-    imported(
-        psa_services.connect(
-            organization, owner, kind="connectwise", settings=settings, secrets=secrets
-        ),
-        owner,
-    )
-
-    page.goto("/login/")
-    page.get_by_label("E-mail").fill(owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    kb4 = demo_knowbe4
+    sign_in(page, owner)
     page.goto(f"/integrations/vendor/{kb4.pk}/")
     page.get_by_role("link", name="Next: map customers →").click()
     expect(page.get_by_text("mapped automatically")).to_be_visible()

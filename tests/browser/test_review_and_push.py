@@ -2,14 +2,12 @@
 approve one, adjust one, dismiss one, read the Test Mode report, confirm, and find the new
 quantities in the PSA sandbox and in the push history."""
 
-import re
 import time
 from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
-from integrations import services as vendor_services
 from integrations.models import VendorService
 from psa import services as psa_services
 from psa.adapters.base import LineKey
@@ -17,16 +15,9 @@ from psa.models import PSAProduct
 from reconcile.mapping import services as mapping
 from reconcile.review.models import SeatDiscrepancy
 from reconcile.review.services import first_of_next_month
-from reconcile.sync.services import queue_sync, run_sync
-from sandboxes.demo import psa_connection_fields
-from tests.factories import PASSWORD
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def imported(connection, owner):
-    run = queue_sync(connection, trigger="connect", actor=owner)
-    assert run_sync(run.pk).state == "succeeded"
 
 
 def psa_quantity(line):
@@ -37,33 +28,16 @@ def psa_quantity(line):
 
 
 def test_finance_reviews_and_pushes_to_the_psa(
-    page, screenshot, sandbox, organization, owner, start_worker
+    page, screenshot, sandbox, owner, demo_knowbe4, demo_connectwise, start_worker
 ):
-    kb4 = vendor_services.connect(
-        organization,
-        owner,
-        kind="knowbe4_partner",
-        region="us",
-        base_url=sandbox.graphql_url("us"),
-        credential=sandbox.demo_key,
-        api_schema="2023",
-    )
-    imported(kb4, owner)
-    settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
-    cw = psa_services.connect(
-        organization, owner, kind="connectwise", settings=settings, secrets=secrets
-    )
-    imported(cw, owner)
+    kb4 = demo_knowbe4
     mapping.map_service(
         VendorService.objects.get(code="sat-platinum"),
         PSAProduct.objects.get(identifier="KB4-PLAT"),
         owner,
     )
 
-    page.goto("/login/")
-    page.get_by_label("E-mail").fill(owner.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, owner)
 
     # Finish the mapping: Diamond by its Product ID, then Finish starts the first sync.
     page.goto(f"/mapping/accounts/?setup={kb4.pk}")
@@ -75,12 +49,12 @@ def test_finance_reviews_and_pushes_to_the_psa(
     expect(page.locator(".account-card", has_text="KnowBe4 SAT Diamond")).to_contain_text(
         "KnowBe4 Diamond - per user"
     )
-    sandbox.set_key(sandbox.demo_key, delay_seconds=1.0)  # slow enough to watch it run
+    sandbox.set_key(sandbox.demo_key, delay_seconds=2.0)  # slow enough to watch it run
     page.get_by_role("button", name="Finish", exact=True).click()
     expect(page.get_by_text("Setup finished: the first sync is running.")).to_be_visible()
     start_worker()
     expect(page.locator(".sync-status .status-line .spinner")).to_be_visible(timeout=20_000)
-    expect(page.get_by_text(re.compile(r"Importing: page \d of \d"))).to_be_visible(timeout=20_000)
+    expect(page.locator(".sync-status progress")).to_be_visible(timeout=20_000)
     screenshot("01-first-sync-running")
     refresh = page.get_by_role("link", name="Import finished: refresh to see the data")
     expect(refresh).to_be_visible(timeout=60_000)
