@@ -2,7 +2,7 @@ import csv
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Prefetch, Q, Sum
 from django.db.models.functions import Abs
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -122,10 +122,14 @@ def _totals(cards) -> dict:
 
 
 def _approved_summary(organization) -> dict:
+    """How many changes wait for Test Mode, and what they change per month (the approved or
+    adjusted quantity, not the card's own proposal)."""
+    change = ExpressionWrapper(
+        (F("decided_quantity") - F("billed")) * F("unit_price"),
+        output_field=DecimalField(max_digits=20, decimal_places=4),
+    )
     return (
-        push.approved_cards(organization)
-        .order_by()
-        .aggregate(count=Count("id"), money=Sum("monthly_change"))
+        push.approved_cards(organization).order_by().aggregate(count=Count("id"), money=Sum(change))
     )
 
 

@@ -290,3 +290,14 @@ def test_the_review_page_costs_the_same_queries_for_10_000_lines(client, owner, 
     few = queries()
     build(10_000)
     assert queries() == few
+
+
+def test_the_approved_bar_counts_the_adjusted_quantity(client, finance, psa):
+    card = make_card(psa, vendor_count=60, billed=50)  # 3.00 a seat
+    login(client, finance)
+    client.post(
+        reverse("review:adjust", args=[card.pk]),
+        {"quantity": "52", "effective_date": NEXT.isoformat()},
+    )
+    bar = client.get(reverse("review:index"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="approved-bar")
+    assert "+$6.00" in bar.content.decode()  # 2 seats, not the card's 10
