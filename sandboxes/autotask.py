@@ -63,6 +63,7 @@ from sandboxes.ratelimit import (
     SlidingWindow,
     html_error,
     int_or_none,
+    mangling,
     token,
 )
 
@@ -817,6 +818,7 @@ async def _zone_api(request: Request, zone: str, rest: list[str]) -> Response:
             _IN_FLIGHT[key] -= 1
 
 
+@mangling
 async def dispatch(request: Request) -> Response:
     parts = [p for p in request.path_params["path"].split("/") if p]
     lowered = [p.lower() for p in parts]

@@ -49,6 +49,7 @@ from sandboxes.ratelimit import (
     basic_auth,
     guid,
     html_error,
+    mangling,
     token,
 )
 
@@ -845,6 +846,7 @@ def _dispatch(request: Request, body, caller: _Caller, parts: list[str]) -> Resp
     raise ApiError(404, "The requested resource was not found.")
 
 
+@mangling
 async def api(request: Request) -> Response:
     if request.path_params["codebase"] not in CODEBASES:
         return html_error(404)
@@ -866,6 +868,7 @@ async def api(request: Request) -> Response:
         return _error(exc.status, exc.message, exc.code, exc.errors)
 
 
+@mangling
 async def company_info(request: Request) -> Response:
     """Unauthenticated codebase lookup; an unknown company gets a JSON null, as ConnectWise does."""
     refused = await control.begin()

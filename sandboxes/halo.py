@@ -54,6 +54,7 @@ from sandboxes.ratelimit import (
     guid,
     html_error,
     int_or_none,
+    mangling,
 )
 
 MOUNT = "/halo"
@@ -624,6 +625,7 @@ async def _api(request: Request, parts: list[str]) -> Response:
     return _read(request, token, resource, tail)
 
 
+@mangling
 async def dispatch(request: Request) -> Response:
     parts = [p for p in request.path_params["path"].split("/") if p]
     lowered = [p.lower() for p in parts]

@@ -15,8 +15,16 @@ Served paths (one app per region: us, eu, ca, uk, de):
   count (and for a Reporting key its count of 429 answers, ``rate_limited``), and changes to
   them. Settings: ``revoked``, ``rate_limit_per_second``,
   ``rate_limit_per_minute``, ``daily_cap``, ``fail_on_requests`` (request ordinals since the last
-  reset), ``fail_status``, ``delay_seconds``, ``html_errors``, ``schema`` ("2023" | "current").
+  reset), ``fail_status``, ``delay_seconds``, ``html_errors``, ``schema`` ("2023" | "current"),
+  ``mangle`` and ``mangle_on_requests`` (below).
   ``POST /_sandbox/reset`` (in app.py) calls ``reset()``.
+
+Malformed answers: ``mangle`` (one of ``sandboxes.ratelimit.MANGLES``: "truncate", "html",
+"wrong_types", "missing_fields", "null_names", "huge") spoils the successful JSON answers of the
+key's requests numbered in ``mangle_on_requests`` (the same ordinals as ``fail_on_requests``),
+exactly as the PSA sandboxes' switch of that name does (``sandboxes/ratelimit.py`` describes each
+kind). The GraphQL endpoint and the Reporting endpoints take part; a session's first GraphQL
+request is the client's schema introspection.
 
 Partner keys start with these faults: ``revoked`` is revoked, ``flaky`` fails its 3rd request,
 ``slow`` answers after 2 s, ``throttled`` allows 4 requests per second. Reporting keys start with
@@ -91,6 +99,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from sandboxes import data
+from sandboxes.ratelimit import mangle_answer, mangle_problem, mangling
 
 SCHEMAS = ("2023", "current")
 
@@ -835,6 +844,8 @@ class KeySettings:
     delay_seconds: float = 0.0
     html_errors: bool = False
     schema: str | None = None  # None: the server's default generation
+    mangle: str | None = None  # one of ratelimit.MANGLES: spoil these requests' answers
+    mangle_on_requests: list[int] = field(default_factory=list)
 
 
 # Partner keys that start with a fault switched on.
@@ -963,6 +974,8 @@ async def _admit(request: Request, kind: str, region: str) -> tuple[_KeyState | 
         await asyncio.sleep(settings.delay_seconds)
     if state.kind != kind or state.region != region or settings.revoked:
         return None, _error(api, 401, _UNAUTHORIZED, settings.html_errors)
+    if settings.mangle and ordinal in settings.mangle_on_requests:
+        mangle_answer(settings.mangle)  # the @mangling endpoint spoils its answer
     if ordinal in settings.fail_on_requests:
         status = settings.fail_status
         return None, _error(api, status, http.HTTPStatus(status).phrase, settings.html_errors)
@@ -1016,6 +1029,7 @@ async def _html_not_found(request: Request) -> Response:
 
 
 def _graphql_app(region: str, default_schema: str) -> Starlette:
+    @mangling
     async def endpoint(request: Request) -> Response:
         if request.method == "GET":
             return HTMLResponse(_SIGN_IN_PAGE)
@@ -1071,12 +1085,14 @@ def _reporting_app(region: str) -> Starlette:
         error.headers.update(_rest_headers())
         return None, error
 
+    @mangling
     async def account(request: Request) -> Response:
         customer, error = await tenant(request)
         if error is not None:
             return error
         return JSONResponse(account_document(customer), headers=_rest_headers())
 
+    @mangling
     async def users(request: Request) -> Response:
         customer, error = await tenant(request)
         if error is not None:
@@ -1090,6 +1106,7 @@ def _reporting_app(region: str) -> Starlette:
         window = everyone[(page - 1) * per_page : page * per_page]
         return JSONResponse(list(window), headers=_rest_headers())
 
+    @mangling
     async def user(request: Request) -> Response:
         customer, error = await tenant(request)
         if error is not None:
@@ -1125,6 +1142,8 @@ _SETTING_TYPES = {
     "delay_seconds": (int, float),
     "html_errors": (bool,),
     "schema": (str, type(None)),
+    "mangle": (str, type(None)),
+    "mangle_on_requests": (list,),
 }
 
 
@@ -1149,7 +1168,7 @@ def _validate(changes: object) -> str | None:
             return f"{name}: not negative"
     if changes.get("schema") not in (None, *SCHEMAS):
         return f"schema: one of {', '.join(SCHEMAS)} or null"
-    return None
+    return mangle_problem(changes)
 
 
 def _key_document(key: str, state: _KeyState, default_schema: str) -> dict:

@@ -7,7 +7,8 @@ Every PSA sandbox owns one `SandboxControl`. A request handler calls, in this or
    requests listed in `fail_on_requests` with `fail_status` (JSON in the PSA's own error shape,
    or an IIS-style HTML page when `html_errors` is on: the three PSAs are hosted on IIS/.NET).
    Requests are numbered from 1 after each reset and include codebase, zone and token lookups;
-   control requests are not counted;
+   control requests are not counted. A request listed in `mangle_on_requests` is answered as
+   usual and its answer then spoiled (see below);
 2. its own authentication;
 3. `control.check_rate(credential)` - the sliding window of `rate_limit_per_minute` per
    credential, answered with 429 and `Retry-After` in whole seconds.
@@ -15,23 +16,49 @@ Every PSA sandbox owns one `SandboxControl`. A request handler calls, in this or
 The control API, under `/_sandbox/<name>/`:
 - `POST faults` merges a JSON object into the switches (`{}` keeps them, `{"clear": true}`
   restores the defaults first). Keys: fail_on_requests, fail_status, rate_limit_per_minute,
-  delay_seconds, html_errors, reject_writes (a message, or null), plus the sandbox's own keys.
+  delay_seconds, html_errors, reject_writes (a message, or null), ignore_writes, mangle,
+  mangle_on_requests, plus the sandbox's own keys.
 - `GET state` returns the request count, the faults, the 429 count and the write log.
 - `POST reset` restores the sandbox's data and clears faults, counters and log.
+
+Malformed answers (`mangle`, one of MANGLES, applied to the requests numbered in
+`mangle_on_requests`, so page 2 of an import can be spoiled while page 1 is fine). The request is
+handled normally; if its answer is a successful (2xx) JSON answer, it is rewritten by
+`mangle_response` before it leaves; any other answer (an error, an empty 204) passes unchanged:
+
+- "truncate": the JSON text cut in half (still `application/json`, with a matching length);
+- "html": a 200 `text/html` page instead (a proxy's or a captive portal's sign-in page);
+- "wrong_types": every JSON number, at any depth, becomes an object `{"x": <number>}`
+  (ids, counts, quantities, paging numbers); booleans and strings stay;
+- "missing_fields": the keys in REQUIRED_KEYS (ids, names, quantities, paging) are dropped from
+  every object at any depth;
+- "null_names": the values of the keys in NAME_KEYS become null at any depth;
+- "huge": a 10 MB answer (HUGE_BYTES): the first NAME_KEYS value becomes a 10 MB string; an answer
+  without a name gets a 10 MB `padding` string in its first object, or 10 MB of trailing
+  whitespace (still valid JSON) when it has no object at all.
+
+Endpoints opt in with the `@mangling` decorator (each PSA sandbox's dispatching endpoints; the
+KnowBe4 sandbox's API endpoints, which decide per key in `_admit`): `control.begin()` (or the
+KnowBe4 sandbox) calls `mangle_answer(kind)` for a listed request, and the decorator rewrites the
+response the endpoint returned. The decision lives in a context variable, so it belongs to
+that one request even when uvicorn serves several at once.
 """
 
 import asyncio
 import base64
 import binascii
 import collections
+import contextvars
 import copy
 import datetime
+import functools
 import hashlib
+import json
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from starlette.requests import Request
@@ -51,7 +78,11 @@ COMMON_FAULTS = {
     # Answer a write as if it were applied without applying it (a PSA workflow that reverts
     # it, a replica that lags): what a read-back must catch.
     "ignore_writes": False,
+    # Spoil the (successful JSON) answers of these request numbers: one of MANGLES, or null.
+    "mangle": None,
+    "mangle_on_requests": [],
 }
+MANGLES = ("truncate", "html", "wrong_types", "missing_fields", "null_names", "huge")
 _FAULT_TYPES = {
     "fail_on_requests": list,
     "fail_status": int,
@@ -59,6 +90,8 @@ _FAULT_TYPES = {
     "delay_seconds": (int, float),
     "html_errors": bool,
     "reject_writes": (str, type(None)),
+    "mangle": (str, type(None)),
+    "mangle_on_requests": list,
 }
 
 _IIS_PAGE = """<!DOCTYPE html>
@@ -114,6 +147,141 @@ def html_error(status: int) -> HTMLResponse:
     return HTMLResponse(page, status_code=status)
 
 
+# --- malformed answers ---------------------------------------------------------------------------
+
+HUGE_BYTES = 10 * 1024 * 1024
+# Keys every API here needs to be there (ids, names, quantities, paging); "missing_fields" drops
+# them wherever they occur.
+REQUIRED_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "companyName",
+        "displayName",
+        "quantity",
+        "qty_order",
+        "units",
+        "pagination",
+        "record_count",
+        "queryCount",
+        "count",
+    }
+)
+# What names a company, account or product in the sandboxes' answers ("null_names", "huge").
+NAME_KEYS = frozenset({"name", "companyName", "displayName", "description", "client_name"})
+_MANGLE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in - Web Gateway</title></head>
+<body><h1>Your session has expired</h1>
+<form method="post" action="/login"><input name="username"><input type="password"
+name="password"><button>Sign in</button></form></body></html>
+"""
+_pending_mangle: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sandbox_mangle", default=None
+)
+
+
+def mangle_problem(changes: dict) -> str | None:
+    """Why `mangle` / `mangle_on_requests` in a settings change are invalid, or None."""
+    kind = changes.get("mangle")
+    if kind is not None and kind not in MANGLES:
+        return f"mangle: one of {', '.join(MANGLES)}, or null"
+    numbers = changes.get("mangle_on_requests", [])
+    if not isinstance(numbers, list) or any(
+        not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in numbers
+    ):
+        return "mangle_on_requests: a list of request numbers, 1 for the first request"
+    return None
+
+
+def mangle_answer(kind: str) -> None:
+    """Spoil the answer of the request being handled (call it from within a `@mangling`
+    endpoint, before it returns)."""
+    _pending_mangle.set(kind)
+
+
+def mangling(endpoint: Callable[..., Awaitable[Response]]):
+    """Decorate an endpoint so that its answer is spoiled when `mangle_answer` was called."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(request: Request) -> Response:
+        token = _pending_mangle.set(None)
+        try:
+            response = await endpoint(request)
+            kind = _pending_mangle.get()
+        finally:
+            _pending_mangle.reset(token)
+        return mangle_response(response, kind) if kind else response
+
+    return wrapped
+
+
+def mangle_response(response: Response, kind: str) -> Response:
+    """`response` spoiled the `kind` way, if it is a successful JSON answer; else unchanged."""
+    content_type = response.headers.get("content-type", "")
+    body = getattr(response, "body", None)
+    if not 200 <= response.status_code < 300 or "json" not in content_type or not body:
+        return response
+    headers = {
+        k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+    }
+    if kind == "html":
+        return HTMLResponse(_MANGLE_PAGE, response.status_code, headers=headers)
+    if kind == "truncate":
+        content = body[: len(body) // 2]
+    elif kind == "huge":
+        content = _huge(json.loads(body))
+    else:
+        content = json.dumps(mangle_json(json.loads(body), kind)).encode()
+    return Response(content, response.status_code, headers=headers, media_type=content_type)
+
+
+def mangle_json(value, kind: str):
+    """A parsed JSON answer spoiled by "wrong_types", "missing_fields" or "null_names"."""
+    if isinstance(value, list):
+        return [mangle_json(item, kind) for item in value]
+    if isinstance(value, dict):
+        spoiled = {}
+        for key, item in value.items():
+            if kind == "missing_fields" and key in REQUIRED_KEYS:
+                continue
+            if kind == "null_names" and key in NAME_KEYS:
+                spoiled[key] = None
+                continue
+            spoiled[key] = mangle_json(item, kind)
+        return spoiled
+    if kind == "wrong_types" and isinstance(value, int | float) and not isinstance(value, bool):
+        return {"x": value}
+    return value
+
+
+def _huge(value) -> bytes:
+    big = "Huge " + "x" * (HUGE_BYTES - 5)
+
+    def first(node, match) -> bool:
+        """Apply `match` to the first object it accepts, depth first."""
+        if isinstance(node, dict):
+            if match(node):
+                return True
+            return any(first(item, match) for item in node.values())
+        if isinstance(node, list):
+            return any(first(item, match) for item in node)
+        return False
+
+    def name_it(node: dict) -> bool:
+        key = next((k for k in node if k in NAME_KEYS), None)
+        if key is not None:
+            node[key] = big
+        return key is not None
+
+    def pad_it(node: dict) -> bool:
+        node["padding"] = big
+        return True
+
+    if first(value, name_it) or first(value, pad_it):
+        return json.dumps(value).encode()
+    return json.dumps(value).encode() + b" " * HUGE_BYTES
+
+
 class SandboxControl:
     """Fault switches, request counter, rate windows and write log of one sandbox."""
 
@@ -157,6 +325,9 @@ class SandboxControl:
             expected = _FAULT_TYPES.get(key, type(self._defaults[key]))
             if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
                 raise ValueError(f"{key} has the wrong type: {value!r}")
+        problem = mangle_problem(changes)
+        if problem:
+            raise ValueError(problem)
         with self.lock:
             if clear:
                 self.faults = copy.deepcopy(self._defaults)
@@ -174,6 +345,9 @@ class SandboxControl:
             failing = number in self.faults["fail_on_requests"]
             status = int(self.faults["fail_status"])
             html = bool(self.faults["html_errors"])
+            mangle = self.faults["mangle"] if number in self.faults["mangle_on_requests"] else None
+        if mangle:
+            mangle_answer(mangle)
         if delay:
             await asyncio.sleep(delay)
         if not failing:

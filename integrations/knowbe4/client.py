@@ -68,6 +68,7 @@ class GraphQLClient:
             url=url,
             **http.client_options(
                 retry_post=True,
+                api="KnowBe4",
                 headers={"Authorization": f"Bearer {token}"},
                 event_hooks={"response": [self._remember_status]},
             ),
@@ -80,7 +81,15 @@ class GraphQLClient:
         self._last_was_json = "json" in response.headers.get("content-type", "")
 
     def __enter__(self):
-        self._session = self._call(self._client.__enter__)
+        try:
+            self._session = self._call(self._client.__enter__)
+        except ExternalAPIError:
+            raise
+        except Exception as error:  # gql building a schema from whatever the answer held
+            raise BadAnswer(
+                f"KnowBe4 at {region_label(self.url)} answered the schema query with something "
+                f"that is not a GraphQL schema ({type(error).__name__})."
+            ) from error
         return self
 
     def __exit__(self, *exc_info):
@@ -115,11 +124,18 @@ class GraphQLClient:
                 raise _http_error(self._last_status, where) from error
             raise BadAnswer(f"KnowBe4 answered with an error: {_first_message(error)}") from error
         except TransportProtocolError as error:
+            if self._last_was_json:  # the API's content type, a body that is no GraphQL answer
+                raise BadAnswer(
+                    f"KnowBe4 at {where} answered with broken JSON or JSON that is not a GraphQL "
+                    f"answer (HTTP {self._last_status})."
+                ) from error
             raise Unreachable(
                 f"Could not reach KnowBe4 at {where}: the answer was not the KnowBe4 API "
                 "(no GraphQL JSON). Check the region."
             ) from error
         except TransportConnectionFailed as error:
+            if isinstance(error.__cause__, ExternalAPIError):  # e.g. an answer too large
+                raise error.__cause__ from None
             raise Unreachable(
                 f"Could not reach KnowBe4 at {where}: {_connection_reason(error)}."
             ) from error

@@ -26,7 +26,7 @@ from integrations.adapters import (
     VendorAdapter,
 )
 from integrations.knowbe4.client import GraphQLClient
-from reconcile.errors import BadAnswer
+from reconcile.errors import BadAnswer, excerpt, record_id, record_name, text
 
 SCHEMA_FIELDS = {
     # generation: (seats field, active users field)
@@ -50,9 +50,12 @@ def service_code(level: str) -> str:
 
 
 def to_int(value) -> int | None:
-    """Seat numbers are typed String in the 2023 schema, and may be null or junk."""
+    """Seat numbers are typed String in the 2023 schema, and may be null or junk text (None);
+    an object, a list or a boolean is no count at all: a malformed answer."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadAnswer(f"KnowBe4 sent {excerpt(value)} where a number of seats or users belongs.")
     try:
         return int(float(str(value).strip()))
     except ValueError:
@@ -113,7 +116,11 @@ class PartnerAdapter(VendorAdapter):
                 "query Check { accounts(per: 25, page: 1) { pagination { totalCount } } }"
             )
         self.api_schema = generation
-        total = result["accounts"]["pagination"]["totalCount"]
+        accounts = result.get("accounts") if isinstance(result, dict) else None
+        pagination = accounts.get("pagination") if isinstance(accounts, dict) else None
+        total = pagination.get("totalCount") if isinstance(pagination, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise BadAnswer(f"KnowBe4 answered the count of accounts with {excerpt(total)}.")
         latency = int((time.monotonic() - started) * 1000)
         return ConnectionCheck(
             message=f"KnowBe4 accepted the key: {total} customer accounts visible.",
@@ -131,15 +138,14 @@ class PartnerAdapter(VendorAdapter):
             try:
                 while True:
                     result = api.execute(query, {"per": self.per, "page": page})
-                    accounts = result["accounts"]
-                    pagination = accounts["pagination"]
+                    nodes, pagination = _accounts_page(result, page)
                     yield AccountPage(
-                        accounts=[self._record(node, generation) for node in accounts["nodes"]],
+                        accounts=[self._record(node, generation) for node in nodes],
                         number=pagination["page"],
                         total_pages=pagination["pages"],
                         total_count=pagination["totalCount"],
                     )
-                    if pagination["page"] >= pagination["pages"] or not accounts["nodes"]:
+                    if pagination["page"] >= pagination["pages"] or not nodes:
                         break
                     page += 1
             finally:
@@ -147,38 +153,44 @@ class PartnerAdapter(VendorAdapter):
                 self.http_seconds += api.http_seconds
 
     def _record(self, node: dict, generation: str) -> AccountRecord:
-        if not isinstance(node, dict) or node.get("id") is None:
-            raise BadAnswer("KnowBe4 returned an account without an id.")
+        if not isinstance(node, dict):
+            raise BadAnswer(f"KnowBe4 returned an account that is no object: {excerpt(node)}.")
+        external_id = record_id(node.get("id"), "KnowBe4 returned an account")
+        # companyName may be null (the schema allows it); displayName never is.
+        company, display = node.get("companyName"), node.get("displayName")
+        blank = company is None or (isinstance(company, str) and not company.strip())
+        name = record_name(
+            display if blank else company, f"KnowBe4 account {external_id}", "KnowBe4"
+        )
         seats_field, users_field = SCHEMA_FIELDS[generation]
         seats = to_int(node.get(seats_field))
         users = to_int(node.get(users_field))
-        subscription = node.get("subscriptionObject") or {}
-        level = subscription.get("subscriptionLevel") or subscription.get("friendlyName") or ""
+        subscription = node.get("subscriptionObject")
+        subscription = subscription if isinstance(subscription, dict) else {}
+        level = text(subscription.get("subscriptionLevel")) or text(
+            subscription.get("friendlyName")
+        )
         usage = []
         if level:
             usage.append(ServiceUsage(service_code(level), f"KnowBe4 SAT {level}", users, seats))
-        for sku in node.get("purchasedSkus") or []:
+        skus = node.get("purchasedSkus")
+        for sku in skus if isinstance(skus, list) else []:
             if (
-                sku
-                and sku.get("skuCode")
+                isinstance(sku, dict)
+                and text(sku.get("skuCode"))
                 and sku.get("status") == "paid"
                 and sku.get("active", True)
             ):
+                code = text(sku["skuCode"])
                 usage.append(
-                    ServiceUsage(
-                        "sku-" + sku["skuCode"].lower(),
-                        sku.get("title") or sku["skuCode"],
-                        users,
-                        None,
-                    )
+                    ServiceUsage("sku-" + code.lower(), text(sku.get("title")) or code, users, None)
                 )
-        name = (node.get("companyName") or node.get("displayName") or "").strip()
         return AccountRecord(
-            external_id=str(node["id"]),
-            name=name or f"KnowBe4 account {node['id']}",
-            domain=node.get("domain") or "",
+            external_id=external_id,
+            name=name,
+            domain=text(node.get("domain")),
             status="archived" if node.get("archived") else "active",
-            billing_type=(node.get("billingType") or "").lower(),
+            billing_type=text(node.get("billingType")).lower(),
             seats=seats,
             active_users=users,
             subscription_level=level,
@@ -186,3 +198,23 @@ class PartnerAdapter(VendorAdapter):
             raw=node,
             usage=usage,
         )
+
+
+def _accounts_page(result, page: int) -> tuple[list, dict]:
+    """The nodes and pagination of an `accounts` answer, or a BadAnswer saying what is wrong."""
+    accounts = result.get("accounts") if isinstance(result, dict) else None
+    if not isinstance(accounts, dict):
+        raise BadAnswer(f"KnowBe4 answered accounts page {page} without its accounts.")
+    nodes, pagination = accounts.get("nodes"), accounts.get("pagination")
+    if not isinstance(nodes, list):
+        raise BadAnswer(f"KnowBe4 answered accounts page {page} without a list of accounts.")
+    numbers = ("page", "pages", "totalCount")
+    if not isinstance(pagination, dict) or not all(
+        isinstance(pagination.get(n), int) and not isinstance(pagination.get(n), bool)
+        for n in numbers
+    ):
+        raise BadAnswer(
+            f"KnowBe4 answered accounts page {page} without usable page numbers "
+            f"(pagination: {excerpt(pagination)})."
+        )
+    return nodes, pagination

@@ -58,6 +58,8 @@ from reconcile.errors import (
     RateLimited,
     ServerFault,
     Unreachable,
+    record_id,
+    record_name,
 )
 
 ACCOUNT_ID = "account"
@@ -130,6 +132,7 @@ class ReportingAdapter(VendorAdapter):
     def _session(self) -> httpx.Client:
         return http.client(
             limiter=self.limiter,
+            api="KnowBe4",
             base_url=self.base_url,
             headers={
                 "Authorization": f"Bearer {self.credential}",
@@ -183,13 +186,22 @@ class ReportingAdapter(VendorAdapter):
                 )
             new = 0
             for user in users:
-                if not isinstance(user, dict) or user.get("id") is None:
+                if user is None:
                     continue  # "null users returned from certain KnowBe4 API calls"
+                if not isinstance(user, dict):
+                    raise BadAnswer(
+                        f"KnowBe4 at {self.where} answered /v1/users page {page} with a user "
+                        "that is no object."
+                    )
+                user_id = record_id(
+                    user.get("id"),
+                    f"KnowBe4 at {self.where} answered /v1/users page {page} with a user",
+                )
                 if user.get("status", "active") != "active" or user.get("archived_at"):
                     continue
-                if user["id"] in seen:  # a page boundary moved while paging
+                if user_id in seen:  # a page boundary moved while paging
                     continue
-                seen.add(user["id"])
+                seen.add(user_id)
                 new += 1
                 pattern = self.matcher.match(user.get("email")) if self.matcher else None
                 if pattern:
@@ -211,8 +223,9 @@ class ReportingAdapter(VendorAdapter):
         account_type = str(document.get("type") or "").strip().lower()
         level = str(document.get("subscription_level") or "").strip()
         seats = to_int(document.get("number_of_seats"))  # absent on trial accounts: unknown
-        domains = [d for d in document.get("domains") or [] if isinstance(d, str)]
-        name = str(document.get("name") or "").strip()
+        domains = document.get("domains")
+        domains = [d for d in domains if isinstance(d, str)] if isinstance(domains, list) else []
+        name = record_name(document.get("name"), f"The KnowBe4 account at {self.where}", "KnowBe4")
         billable = None if active is None else active - (excluded or 0)
         service_level = level or account_type.capitalize()
         usage = []
@@ -228,7 +241,7 @@ class ReportingAdapter(VendorAdapter):
             )
         return AccountRecord(
             external_id=ACCOUNT_ID,
-            name=name or f"KnowBe4 account {domains[0] if domains else ''}".strip(),
+            name=name,
             domain=domains[0] if domains else "",
             status="active",
             billing_type=account_type[:16],

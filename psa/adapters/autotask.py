@@ -59,6 +59,9 @@ from reconcile.errors import (
     ServerFault,
     Unreachable,
     WriteRejected,
+    excerpt,
+    record_id,
+    record_name,
 )
 
 ZONE_LOOKUP_URL = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation"
@@ -92,10 +95,15 @@ def _decimal(value) -> Decimal | None:
     """A JSON number (parsed as Decimal or int) or numeric string as an exact Decimal."""
     if value is None or value == "" or isinstance(value, bool):
         return None
+    if not isinstance(value, int | float | str | Decimal):
+        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.")
     try:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     except ArithmeticError as error:
-        raise BadAnswer(f"Autotask sent {value!r} where a number belongs.") from error
+        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.") from error
+    if not number.is_finite():
+        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.")
+    return number
 
 
 def _day(value) -> datetime.date | None:
@@ -105,7 +113,22 @@ def _day(value) -> datetime.date | None:
     try:
         return datetime.date.fromisoformat(str(value)[:10])
     except ValueError as error:
-        raise BadAnswer(f"Autotask sent {value!r} where a date belongs.") from error
+        raise BadAnswer(f"Autotask sent {excerpt(value)} where a date belongs.") from error
+
+
+def _object(record, what: str) -> dict:
+    if not isinstance(record, dict):
+        raise BadAnswer(f"Autotask answered {what} that is no object: {excerpt(record)}.")
+    return record
+
+
+def _int_id(value, what: str) -> int:
+    """An Autotask id (always a JSON integer); `what` starts the message."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if value is None:
+        raise BadAnswer(f"{what} without an id.")
+    raise BadAnswer(f"{what} whose id is not a number: {excerpt(value)}.")
 
 
 def _today() -> datetime.date:
@@ -136,6 +159,32 @@ def _is_json(response: httpx.Response) -> bool:
     return "json" in response.headers.get("content-type", "")
 
 
+def _company(c: dict) -> CompanyRecord:
+    external_id = record_id(_object(c, "a company").get("id"), "Autotask answered a company")
+    return CompanyRecord(
+        external_id=external_id,
+        name=record_name(c.get("companyName"), f"Autotask company {external_id}", "Autotask"),
+        identifier=str(c.get("companyNumber") or ""),
+        active=bool(c.get("isActive", True)),
+        raw=plain_json(c),
+    )
+
+
+def _service(s: dict) -> ProductRecord:
+    external_id = record_id(_object(s, "a service").get("id"), "Autotask answered a service")
+    name = record_name(s.get("name"), f"Autotask service {external_id}", "Autotask")
+    return ProductRecord(
+        external_id=external_id,
+        identifier=name,  # Services have no code of their own
+        name=name,
+        description=str(s.get("description") or ""),
+        unit_price=_decimal(s.get("unitPrice")),
+        unit_cost=_decimal(s.get("unitCost")),
+        active=bool(s.get("isActive", True)),
+        raw=plain_json(s),
+    )
+
+
 class AutotaskAdapter(PSAAdapter):
     kind = "autotask"
     label = "Autotask PSA"
@@ -164,14 +213,14 @@ class AutotaskAdapter(PSAAdapter):
     def reader(self) -> httpx.Client:
         """Queries are POSTs that only read: retried like GETs."""
         if self._reader is None:
-            self._reader = http.client(retry_post=True, limiter=self.limiter)
+            self._reader = http.client(retry_post=True, limiter=self.limiter, api="Autotask")
         return self._reader
 
     @property
     def writer(self) -> httpx.Client:
         """Adjustments are not idempotent: this client never retries a POST."""
         if self._writer is None:
-            self._writer = http.client(retry_post=False, limiter=self.limiter)
+            self._writer = http.client(retry_post=False, limiter=self.limiter, api="Autotask")
         return self._writer
 
     def close(self) -> None:
@@ -211,8 +260,11 @@ class AutotaskAdapter(PSAAdapter):
             self.reader, "GET", self.zone_lookup_url, params={"user": self.username}
         )
         if response.status_code == 200 and _is_json(response):
-            zone = response.json()
-            if isinstance(zone, dict) and zone.get("url"):
+            try:
+                zone = response.json()
+            except ValueError:
+                zone = None
+            if isinstance(zone, dict) and isinstance(zone.get("url"), str) and zone["url"]:
                 return zone
             raise BadAnswer("Autotask's zone lookup answered without a zone URL.")
         if response.status_code == 500 and _is_json(response):
@@ -239,6 +291,11 @@ class AutotaskAdapter(PSAAdapter):
         try:
             body = response.json(parse_float=Decimal)
         except ValueError as error:
+            if _is_json(response):
+                raise BadAnswer(
+                    f"Autotask at {urlsplit(url).netloc} answered {what} with broken JSON "
+                    f"(HTTP {response.status_code})."
+                ) from error
             raise Unreachable(
                 f"Autotask at {urlsplit(url).netloc} answered {what} with something that is not "
                 "the API (no JSON). Check the zone URL."
@@ -312,7 +369,8 @@ class AutotaskAdapter(PSAAdapter):
             if not isinstance(items, list):
                 raise BadAnswer(f"Autotask answered {what} without an items list.")
             yield items
-            next_url = (answer.get("pageDetails") or {}).get("nextPageUrl")
+            details = answer.get("pageDetails")
+            next_url = details.get("nextPageUrl") if isinstance(details, dict) else None
             if not next_url:
                 return
             answer = self._call("GET", next_url, what)
@@ -417,17 +475,7 @@ class AutotaskAdapter(PSAAdapter):
         total = self._pages("Companies", filters, "customer companies")
         self.check_budget(total, "the import of companies")
         for number, items in enumerate(self._query("Companies", filters, "customer companies"), 1):
-            records = [
-                CompanyRecord(
-                    external_id=str(c["id"]),
-                    name=str(c.get("companyName") or "").strip(),
-                    identifier=str(c.get("companyNumber") or ""),
-                    active=bool(c.get("isActive", True)),
-                    raw=plain_json(c),
-                )
-                for c in items
-            ]
-            yield Page(records, number, total)
+            yield Page([_company(c) for c in items], number, total)
 
     def iter_products(self) -> Iterator[Page[ProductRecord]]:
         """Services: the recurring catalogue a ContractService bills (Products are one-off)."""
@@ -435,20 +483,7 @@ class AutotaskAdapter(PSAAdapter):
         total = self._pages("Services", filters, "services")
         self.check_budget(total, "the import of services")
         for number, items in enumerate(self._query("Services", filters, "services"), 1):
-            records = [
-                ProductRecord(
-                    external_id=str(s["id"]),
-                    identifier=str(s.get("name") or ""),  # Services have no code of their own
-                    name=str(s.get("name") or ""),
-                    description=str(s.get("description") or ""),
-                    unit_price=_decimal(s.get("unitPrice")),
-                    unit_cost=_decimal(s.get("unitCost")),
-                    active=bool(s.get("isActive", True)),
-                    raw=plain_json(s),
-                )
-                for s in items
-            ]
-            yield Page(records, number, total)
+            yield Page([_service(s) for s in items], number, total)
 
     def iter_billing_lines(self, container_type_ids: list[str]) -> Iterator[Page[LineRecord]]:
         if container_type_ids:
@@ -461,7 +496,10 @@ class AutotaskAdapter(PSAAdapter):
         self.check_budget(3 * pages, "the import of contract services")
         today = _today()
         for number, contracts in enumerate(self._query("Contracts", filters, "contracts"), 1):
-            by_id = {c["id"]: c for c in contracts}
+            by_id = {
+                _int_id(_object(c, "a contract").get("id"), "Autotask answered a contract"): c
+                for c in contracts
+            }
             services = []
             if by_id:
                 for items in self._query(
@@ -469,11 +507,12 @@ class AutotaskAdapter(PSAAdapter):
                     [{"op": "in", "field": "contractID", "value": list(by_id)}],
                     "the services of a page of contracts",
                 ):
-                    services += items
-            units = self._current_units([s["id"] for s in services], today)
+                    services += [_object(s, "a contract service") for s in items]
+            ids = [_int_id(s.get("id"), "Autotask answered a contract service") for s in services]
+            units = self._current_units(ids, today)
             lines = [
-                self._line(s, by_id[s["contractID"]], units.get(s["id"]), today)
-                for s in services
+                self._line(s, by_id[s["contractID"]], units.get(service_id), today)
+                for s, service_id in zip(services, ids, strict=True)
                 if s.get("contractID") in by_id
             ]
             yield Page(lines, number, pages)
@@ -492,14 +531,19 @@ class AutotaskAdapter(PSAAdapter):
                 "ContractServiceUnits", filters, "the current units of contract services"
             ):
                 for row in items:
-                    rows[row["contractServiceID"]] = row
+                    service_id = _object(row, "a unit row").get("contractServiceID")
+                    rows[_int_id(service_id, "Autotask answered a unit row for a service")] = row
         return rows
 
     def _container(self, contract: dict) -> ContainerRecord:
         contract_type = str(contract.get("contractType", ""))
+        external_id = record_id(contract.get("id"), "Autotask answered a contract")
+        company_id = contract.get("companyID")
         return ContainerRecord(
-            external_id=str(contract["id"]),
-            company_external_id=str(contract.get("companyID", "")),
+            external_id=external_id,
+            company_external_id=""
+            if company_id is None
+            else record_id(company_id, f"Autotask answered contract {external_id} with a company"),
             kind="contract",
             type_name=CONTRACT_TYPES.get(contract_type, contract_type),
             name=str(contract.get("contractName") or ""),
@@ -521,16 +565,26 @@ class AutotaskAdapter(PSAAdapter):
             reason = f"Autotask contract {contract['id']} ended on {container.end_date}."
             cancelled = container.end_date
         price = service.get("adjustedPrice")
+        external_id = record_id(service.get("id"), "Autotask answered a contract service")
+        what = f"contract service {external_id} (contract {container.external_id})"
+        quantity = Decimal(0)  # no row spanning today: the service bills nothing this period
+        if row is not None:
+            quantity = _decimal(row.get("units"))
+            if quantity is None:
+                raise BadAnswer(f"Autotask answered the current units of {what} without units.")
         return LineRecord(
-            external_id=str(service["id"]),
+            external_id=external_id,
             container=container,
-            product_external_id=str(service["serviceID"]) if service.get("serviceID") else None,
+            product_external_id=record_id(
+                service["serviceID"], f"Autotask answered {what} with a service"
+            )
+            if service.get("serviceID")
+            else None,
             description=str(service.get("invoiceDescription") or ""),
-            # No row spanning today: the service bills nothing this period.
-            quantity=_decimal(row["units"]) if row else Decimal(0),
+            quantity=quantity,
             included_quantity=Decimal(0),
             unit_price=_decimal(price if price is not None else service.get("unitPrice")),
-            effective_date=_day(row["startDate"]) if row else None,
+            effective_date=_day(row.get("startDate")) if row else None,
             cancelled_date=cancelled,
             read_only_reason=reason,
             raw=plain_json({"contractService": service, "contract": contract, "currentUnits": row}),

@@ -45,6 +45,10 @@ from reconcile.errors import (
     ServerFault,
     Unreachable,
     WriteRejected,
+    excerpt,
+    record_id,
+    record_name,
+    text,
 )
 
 MAX_PAGE_SIZE = 1000
@@ -239,6 +243,7 @@ class _Session:
         if adapter._http is None:
             adapter._http = http.client(
                 limiter=adapter.limiter,
+                api="ConnectWise",
                 auth=httpx.BasicAuth(
                     f"{adapter.company_id}+{str(adapter.secrets['public_key']).strip()}",
                     str(adapter.secrets["private_key"]).strip(),
@@ -387,15 +392,22 @@ class _Session:
 # --- records -------------------------------------------------------------------------------------
 
 
+def _object(record, what: str) -> dict:
+    if not isinstance(record, dict):
+        raise BadAnswer(f"ConnectWise answered {what} that is no object: {excerpt(record)}.")
+    return record
+
+
 def _company(c: dict) -> CompanyRecord:
+    external_id = record_id(c.get("id"), "ConnectWise answered a company")
     status = c.get("status") if isinstance(c.get("status"), dict) else {}
     inactive = str(status.get("name", "")).strip().lower() == "inactive" or bool(
         status.get("inactiveFlag")
     )
     return CompanyRecord(
-        external_id=str(c["id"]),
-        name=str(c.get("name", "")),
-        identifier=str(c.get("identifier", "")),
+        external_id=external_id,
+        name=record_name(c.get("name"), f"ConnectWise company {external_id}", "ConnectWise"),
+        identifier=text(c.get("identifier")),
         active=not inactive and not c.get("deletedFlag", False),
         raw=c,
     )
@@ -403,33 +415,47 @@ def _company(c: dict) -> CompanyRecord:
 
 def _is_customer_side(c: dict) -> bool:
     """False for a company whose every type is a vendor's (it is never billed)."""
-    names = {str(t.get("name", "")).strip().lower() for t in c.get("types") or []}
+    types = _object(c, "a company").get("types")
+    types = types if isinstance(types, list) else []
+    names = {text(t.get("name")).lower() for t in types if isinstance(t, dict)}
     return not names or not names <= NON_CUSTOMER_TYPES
 
 
 def _product(p: dict) -> ProductRecord:
+    external_id = record_id(
+        _object(p, "a catalog item").get("id"), "ConnectWise answered a catalog item"
+    )
     return ProductRecord(
-        external_id=str(p["id"]),
-        identifier=str(p.get("identifier", "")),
-        name=str(p.get("description", "")),
-        description=str(p.get("customerDescription", "")),
-        unit_price=_decimal(p.get("price")),
-        unit_cost=_decimal(p.get("cost")),
+        external_id=external_id,
+        identifier=text(p.get("identifier")),
+        # A catalog item's description is its name (the identifier is its product ID).
+        name=record_name(
+            p.get("description"), f"ConnectWise catalog item {external_id}", "ConnectWise"
+        ),
+        description=text(p.get("customerDescription")),
+        unit_price=_decimal(p.get("price"), f"the price of catalog item {external_id}"),
+        unit_cost=_decimal(p.get("cost"), f"the cost of catalog item {external_id}"),
         active=not p.get("inactiveFlag", False),
         raw=p,
     )
 
 
 def _container(a: dict) -> ContainerRecord:
+    external_id = record_id(
+        _object(a, "an agreement").get("id"), "ConnectWise answered an agreement"
+    )
     company = a.get("company") if isinstance(a.get("company"), dict) else {}
     agreement_type = a.get("type") if isinstance(a.get("type"), dict) else {}
+    company_id = company.get("id")
     return ContainerRecord(
-        external_id=str(a["id"]),
-        company_external_id=str(company.get("id", "")),
+        external_id=external_id,
+        company_external_id=""
+        if company_id is None
+        else record_id(company_id, f"ConnectWise answered agreement {external_id} with a company"),
         kind="agreement",
-        type_name=str(agreement_type.get("name", "")),
-        name=str(a.get("name", "")),
-        status=str(a.get("agreementStatus", "")),
+        type_name=text(agreement_type.get("name")),
+        name=text(a.get("name")),
+        status=text(a.get("agreementStatus")),
         start_date=_date(a.get("startDate")),
         end_date=_date(a.get("endDate")),
         raw=a,
@@ -437,7 +463,12 @@ def _container(a: dict) -> ContainerRecord:
 
 
 def _line(a: dict, container: ContainerRecord) -> LineRecord:
+    external_id = record_id(_object(a, "an addition").get("id"), "ConnectWise answered an addition")
+    what = f"addition {external_id} (agreement {container.external_id})"
     product = a.get("product") if isinstance(a.get("product"), dict) else {}
+    quantity = _decimal(a.get("quantity"), f"the quantity of {what}")
+    if quantity is None:
+        raise BadAnswer(f"ConnectWise answered {what} without its quantity.")
     cancelled = _date(a.get("cancelledDate"))
     reason = ""
     if container.status.lower() == "cancelled" or a.get("agreementStatus") == "Cancelled":
@@ -445,14 +476,17 @@ def _line(a: dict, container: ContainerRecord) -> LineRecord:
     elif cancelled and cancelled <= datetime.date.today():
         reason = "ConnectWise does not change a cancelled addition."
     return LineRecord(
-        external_id=str(a["id"]),
+        external_id=external_id,
         container=container,
-        product_external_id=str(product["id"]) if product.get("id") is not None else None,
-        product_identifier=str(product.get("identifier", "")),
-        description=str(a.get("description") or a.get("invoiceDescription") or ""),
-        quantity=_decimal(a.get("quantity")) or Decimal(0),
-        included_quantity=_decimal(a.get("lessIncluded")) or Decimal(0),
-        unit_price=_decimal(a.get("unitPrice")),
+        product_external_id=record_id(product["id"], f"ConnectWise answered {what} with a product")
+        if product.get("id") is not None
+        else None,
+        product_identifier=text(product.get("identifier")),
+        description=text(a.get("description")) or text(a.get("invoiceDescription")),
+        quantity=quantity,
+        included_quantity=_decimal(a.get("lessIncluded"), f"the included quantity of {what}")
+        or Decimal(0),
+        unit_price=_decimal(a.get("unitPrice"), f"the unit price of {what}"),
         effective_date=_date(a.get("effectiveDate")),
         cancelled_date=cancelled,
         read_only_reason=reason,
@@ -494,14 +528,20 @@ def _page_of(url: str | None) -> int | None:
         return None
 
 
-def _decimal(value) -> Decimal | None:
-    if value is None or isinstance(value, bool):
+def _decimal(value, what: str = "a number") -> Decimal | None:
+    """A JSON number (or numeric string) as a Decimal; None when absent. Anything else (an
+    object, text that is no number) is a malformed answer, never a silent 0."""
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadAnswer(f"ConnectWise sent {excerpt(value)} as {what}.")
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except InvalidOperation:
-        return None
-    if number.is_finite() and number == number.to_integral_value():
+        raise BadAnswer(f"ConnectWise sent {excerpt(value)} as {what}.") from None
+    if not number.is_finite():
+        raise BadAnswer(f"ConnectWise sent {excerpt(value)} as {what}.")
+    if number == number.to_integral_value():
         return number.quantize(Decimal(1))
     return number
 

@@ -47,6 +47,9 @@ from reconcile.errors import (
     ServerFault,
     Unreachable,
     WriteRejected,
+    excerpt,
+    record_id,
+    record_name,
 )
 
 DEFAULT_PAGE_SIZE = 100
@@ -183,7 +186,7 @@ class HaloAdapter(PSAAdapter):
         params = {"tenant": self.tenant} if self.tenant else None
         if self._auth_http is None:
             # Asking for a token changes nothing, so it is retried like a read.
-            self._auth_http = http.client(retry_post=True, limiter=self.limiter)
+            self._auth_http = http.client(retry_post=True, limiter=self.limiter, api="Halo")
         response = self._transmit(self._auth_http, "POST", url, params=params, data=form)
         where = f"Halo's authorisation server at {_host(self.auth_server)}"
         if not _is_json(response) and response.status_code != 429:
@@ -229,7 +232,9 @@ class HaloAdapter(PSAAdapter):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = http.client(headers={"Accept": "application/json"}, limiter=self.limiter)
+            self._http = http.client(
+                headers={"Accept": "application/json"}, limiter=self.limiter, api="Halo"
+            )
         return self._http
 
     def _url(self, path: str) -> str:
@@ -354,8 +359,14 @@ class HaloAdapter(PSAAdapter):
                 raise BadAnswer(f"Halo's {resource} list came without its '{key}' records.")
             total = _record_count(body, resource)
             read += len(records)
-            fresh = [r for r in records if isinstance(r, dict) and r.get("id") not in seen]
-            seen.update(r.get("id") for r in fresh)
+            fresh = []
+            for record in records:
+                if not isinstance(record, dict):
+                    raise BadAnswer(f"Halo's {resource} list holds {excerpt(record)}, no record.")
+                identity = record_id(record.get("id"), f"Halo's {resource} list has a record")
+                if identity not in seen:  # a page boundary that moved while paging
+                    seen.add(identity)
+                    fresh.append(record)
             yield Page(fresh, number, math.ceil(total / self.page_size) if total else 1)
             if not records or read >= total:
                 return
@@ -366,9 +377,10 @@ class HaloAdapter(PSAAdapter):
 
 
 def _company(client: dict) -> CompanyRecord:
+    external_id = record_id(client.get("id"), "Halo answered a client")
     return CompanyRecord(
-        external_id=str(client["id"]),
-        name=str(client.get("name") or "").strip(),
+        external_id=external_id,
+        name=record_name(client.get("name"), f"Halo client {external_id}", "Halo"),
         identifier=str(client.get("reference") or client.get("accountsid") or "").strip(),
         active=not client.get("inactive", False),
         raw=plain_json(client),
@@ -379,10 +391,11 @@ def _product(item: dict) -> ProductRecord:
     recurring = bool(item.get("isrecurringitem"))
     price = item.get("recurringprice") if recurring else None
     cost = item.get("recurringcost") if recurring else None
+    external_id = record_id(item.get("id"), "Halo answered an item")
     return ProductRecord(
-        external_id=str(item["id"]),
+        external_id=external_id,
         identifier=_reference(item, "internalreference", "externalreference", "supplier_part_code"),
-        name=str(item.get("name") or "").strip(),
+        name=record_name(item.get("name"), f"Halo item {external_id}", "Halo"),
         description=str(item.get("description") or ""),
         unit_price=_decimal(price if price is not None else item.get("baseprice")),
         unit_cost=_decimal(cost if cost is not None else item.get("costprice")),
@@ -393,9 +406,13 @@ def _product(item: dict) -> ProductRecord:
 
 def _container(header: dict) -> ContainerRecord:
     raw = plain_json({k: v for k, v in header.items() if k != "lines"})
+    external_id = record_id(header.get("id"), "Halo answered a recurring invoice")
+    client_id = header.get("client_id")
     return ContainerRecord(
-        external_id=str(header["id"]),
-        company_external_id=str(header.get("client_id", "")),
+        external_id=external_id,
+        company_external_id=""
+        if client_id is None
+        else record_id(client_id, f"Halo answered recurring invoice {external_id} with a client"),
         kind=CONTAINER_KIND,
         type_name=RECURRING_INVOICES.name,
         name=str(header.get("reference") or header.get("client_name") or "").strip(),
@@ -416,16 +433,21 @@ def _lines_of(header: dict) -> list[dict]:
 
 
 def _line(line: dict, container: ContainerRecord) -> LineRecord:
+    external_id = record_id(line.get("id"), "Halo answered a recurring invoice line")
+    what = f"line {external_id} of recurring invoice {container.external_id}"
     item_id = line.get("_itemid")
+    quantity = _decimal(line.get("qty_order"))
+    if quantity is None:
+        raise BadAnswer(f"Halo answered {what} without its quantity (qty_order).")
     return LineRecord(
-        external_id=str(line["id"]),
+        external_id=external_id,
         container=container,
-        product_external_id=str(item_id) if item_id not in (None, 0, "", "0") else None,
+        product_external_id=record_id(item_id, f"Halo answered {what} with an item")
+        if item_id not in (None, 0, "", "0")
+        else None,
         product_identifier=_reference(line, "item_internal_reference", "item_code"),
         description=str(line.get("item_shortdescription") or "").strip(),
-        quantity=_decimal(line.get("qty_order"))
-        if line.get("qty_order") is not None
-        else Decimal(0),
+        quantity=quantity,
         unit_price=_decimal(line.get("unit_price")),
         effective_date=_date(line.get("startdate")),
         cancelled_date=_date(line.get("enddate")),
@@ -509,10 +531,15 @@ def _decimal(value) -> Decimal | None:
         return value
     if isinstance(value, float):
         return Decimal(repr(value))
+    if not isinstance(value, int | str):
+        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.")
     try:
-        return Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except ArithmeticError:
-        raise BadAnswer(f"Halo sent '{value}' where a number belongs.") from None
+        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.") from None
+    if not number.is_finite():
+        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.")
+    return number
 
 
 def _number(value: Decimal) -> int | float:

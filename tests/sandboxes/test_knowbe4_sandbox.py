@@ -481,6 +481,8 @@ def test_reset_restores_the_start(base_url):
         "delay_seconds": 0.0,
         "html_errors": False,
         "schema": "2023",
+        "mangle": None,
+        "mangle_on_requests": [],
         "request_count": 0,
     }
     flaky_now = httpx.get(f"{base_url}/_sandbox/knowbe4/keys/{flaky.key}").json()
