@@ -213,7 +213,8 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
             "Connection quarantined: its schedule is paused until someone tests it and resumes it.",
             level="error",
         )
-    run.save()
+    # Only the outcome: whatever else the failed import left on the run object is not saved.
+    run.save(update_fields=["state", "finished_at", "error_class", "error_message", "log"])
     sync_failed.send(sender=SyncRun, run=run)
     if quarantined:
         apply_schedule(connection)

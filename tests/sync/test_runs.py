@@ -56,3 +56,18 @@ def test_an_unexpected_crash_fails_the_run_with_a_readable_message(monkeypatch):
     assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"
     assert "Unexpected error (KeyError)" in run.vendor_connection.last_error
     assert run.log[-1]["level"] == "error"
+
+
+def test_a_failure_that_left_garbage_on_the_run_still_records_the_failure(monkeypatch):
+    """Whatever an import left half-set on the run object, the failure is what gets saved."""
+    run = SyncRunFactory()
+
+    def broken(run_, connection):
+        run_.progress_done = {"x": 2}  # what a wrong-typed page number once produced
+        raise KeyError("boom")
+
+    monkeypatch.setattr(services, "_import_vendor", broken)
+    services.run_sync(run.pk)
+    run.refresh_from_db()
+    assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"
+    assert run.progress_done == 0
