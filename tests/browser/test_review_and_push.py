@@ -2,6 +2,7 @@
 approve one, adjust one, dismiss one, read the Test Mode report, confirm, and find the new
 quantities in the PSA sandbox and in the push history."""
 
+import re
 import time
 from decimal import Decimal
 
@@ -55,6 +56,9 @@ def test_finance_reviews_and_pushes_to_the_psa(
     start_worker()
     expect(page.locator(".sync-status .status-line .spinner")).to_be_visible(timeout=20_000)
     expect(page.locator(".sync-status progress")).to_be_visible(timeout=20_000)
+    expect(page.locator(".sync-status .status-line")).to_contain_text(
+        re.compile(r"Importing"), timeout=30_000
+    )
     screenshot("01-first-sync-running")
     refresh = page.get_by_role("link", name="Import finished: refresh to see the data")
     expect(refresh).to_be_visible(timeout=60_000)
