@@ -121,10 +121,21 @@ class CountHistory(models.Model):
     dashboard's 12 months read a few rows per line, not one per sync.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    line = models.ForeignKey(BillingLine, on_delete=models.CASCADE, null=True, related_name="+")
-    psa_company = models.ForeignKey(PSACompany, on_delete=models.CASCADE, related_name="+")
-    psa_product = models.ForeignKey(PSAProduct, on_delete=models.CASCADE, related_name="+")
+    # Append-only history written in bulk (a first reconciliation writes a point per card):
+    # no database constraints, whose per-row checks would cost more than the insert itself;
+    # Django still deletes the points with their line, company or product.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    line = models.ForeignKey(
+        BillingLine, on_delete=models.CASCADE, null=True, related_name="+", db_constraint=False
+    )
+    psa_company = models.ForeignKey(
+        PSACompany, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    psa_product = models.ForeignKey(
+        PSAProduct, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     day = models.DateField()
     vendor_count = models.IntegerField(null=True)
     billed = models.DecimalField(null=True, **QUANTITY)
