@@ -125,16 +125,33 @@ class CountHistory(models.Model):
     # no database constraints, whose per-row checks would cost more than the insert itself;
     # Django still deletes the points with their line, company or product.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # (organization, day) below
     )
     line = models.ForeignKey(
-        BillingLine, on_delete=models.CASCADE, null=True, related_name="+", db_constraint=False
+        BillingLine,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # (line, day) below
     )
     psa_company = models.ForeignKey(
-        PSACompany, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        PSACompany,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # read only through (organization, day) and (line, day)
     )
     psa_product = models.ForeignKey(
-        PSAProduct, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        PSAProduct,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     day = models.DateField()
     vendor_count = models.IntegerField(null=True)
