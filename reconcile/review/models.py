@@ -45,8 +45,11 @@ class SeatDiscrepancy(models.Model):
         NO_CHANGE = "no_change", "No change"
         NO_VENDOR_DATA = "no_vendor_data", "No vendor data"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    # Indexed through (organization, kind) below.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     # None for new revenue: usage with no PSA line for that company and product.
     line = models.OneToOneField(
         BillingLine, on_delete=models.CASCADE, null=True, related_name="discrepancy"
@@ -73,12 +76,16 @@ class SeatDiscrepancy(models.Model):
     effective_date = models.DateField(null=True)
     dismiss_reason = models.CharField(max_length=300, blank=True, default="", db_default="")
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,  # never looked up by; an index would only slow the bulk writes
     )
     decided_at = models.DateTimeField(null=True)
     # The latest push of this card, whatever its outcome; kept across recomputations.
     push_item = models.ForeignKey(
-        "PushItem", on_delete=models.SET_NULL, null=True, related_name="+"
+        "PushItem", on_delete=models.SET_NULL, null=True, related_name="+", db_index=False
     )
 
     class Meta:
