@@ -45,17 +45,32 @@ class SeatDiscrepancy(models.Model):
         NO_CHANGE = "no_change", "No change"
         NO_VENDOR_DATA = "no_vendor_data", "No vendor data"
 
-    # Indexed through (organization, kind) below.
+    # Cards are derived data, rewritten in bulk by one reconciliation (50,000 at a first
+    # pass): no database constraints on what they point at, whose deferred per-row checks
+    # cost a third of that pass. Django still deletes cards with their line, company, product
+    # or organization, and the next reconciliation drops any card whose line has gone.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # (organization, kind) below
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # None for new revenue: usage with no PSA line for that company and product.
     line = models.OneToOneField(
-        BillingLine, on_delete=models.CASCADE, null=True, related_name="discrepancy"
+        BillingLine,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="discrepancy",
+        db_constraint=False,
     )
-    psa_company = models.ForeignKey(PSACompany, on_delete=models.CASCADE, related_name="+")
-    psa_product = models.ForeignKey(PSAProduct, on_delete=models.CASCADE, related_name="+")
+    psa_company = models.ForeignKey(
+        PSACompany, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    psa_product = models.ForeignKey(
+        PSAProduct, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     vendor_count = models.IntegerField(null=True)
     billed = models.DecimalField(null=True, **QUANTITY)
     target = models.DecimalField(null=True, **QUANTITY)

@@ -5,8 +5,8 @@ import logging
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import DateField, Q, Value
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -225,6 +225,15 @@ def reconcile_organization(organization) -> dict[str, int]:
     return dict(summary)
 
 
+HISTORY_FIELDS = [
+    "organization_id",
+    "line_id",
+    "psa_company_id",
+    "psa_product_id",
+    "day",
+    "vendor_count",
+    "billed",
+]
 COMPARED = FIELDS[1:-1]  # kind … monthly_change: what makes a card different
 NUMBERS = slice(5, 8)  # vendor_count, billed, target: a change reopens a decision
 UNDECIDED = {
@@ -251,12 +260,12 @@ def _write(organization, rows) -> None:
             "id", *COMPARED
         )
     }
+    newest_known = max((row[0] for row in existing.values()), default=0)
     inserts, updates, reopened, history = [], [], [], []
     for row in rows:
         current = existing.pop(_key(*row[2:5]), None)
         if current is None:
             inserts.append(row)
-            history.append(row)
         elif tuple(current[1:]) != row[1:-1]:
             fields = dict(zip(FIELDS, row, strict=True))
             if current[NUMBERS] != row[NUMBERS]:
@@ -279,10 +288,35 @@ def _write(organization, rows) -> None:
     today = timezone.localdate()
     insert_rows(
         CountHistory,
-        ["organization_id", "line_id", "psa_company_id", "psa_product_id", "day"]
-        + ["vendor_count", "billed"],
+        HISTORY_FIELDS,
         [(row[0], row[2], row[3], row[4], today, row[5], row[6]) for row in history],
     )
+    if inserts:
+        # New cards (ids above every known one, stamped with this pass's time) get their first
+        # point copied inside the database rather than sent a second time.
+        _insert_select(
+            CountHistory,
+            HISTORY_FIELDS,
+            SeatDiscrepancy.objects.filter(
+                organization=organization, computed_at=inserts[0][-1], id__gt=newest_known
+            ).values_list(
+                "organization_id",
+                "line_id",
+                "psa_company_id",
+                "psa_product_id",
+                Value(today, output_field=DateField()),
+                "vendor_count",
+                "billed",
+            ),
+        )
+
+
+def _insert_select(model, fields: list[str], rows) -> None:
+    """INSERT INTO model (fields) SELECT …: rows is a values_list queryset in field order."""
+    columns = ", ".join(model._meta.get_field(name).column for name in fields)
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {model._meta.db_table} ({columns}) {sql}", params)
 
 
 def on_connection_deleted(sender, *, organization, **kwargs) -> None:

@@ -283,3 +283,36 @@ def test_users_left_out_by_exclusion_patterns_show_on_the_card(organization, wor
     reconcile_organization(organization)
     card = discrepancy(line)
     assert (card.vendor_count, card.vendor_excluded, card.target) == (45, 3, Decimal(45))
+
+
+def test_each_new_or_changed_card_gets_one_history_point(organization, world):
+    account, usage, line = world
+
+    def points():
+        return [
+            (p.line_id, p.psa_company_id, p.vendor_count, p.billed)
+            for p in CountHistory.objects.filter(organization=organization).order_by("id")
+        ]
+
+    reconcile_organization(organization)
+    assert points() == [(line.pk, line.company_id, 48, Decimal(50))]
+    reconcile_organization(organization)  # nothing moved: no point
+    assert len(points()) == 1
+    # A second customer appears (new revenue, no line) while the first one's count moves.
+    other = VendorAccountFactory(connection=account.connection, active_users=7)
+    UsageSnapshotFactory(account=other, service=usage.service, active_users=7)
+    company = PSACompanyFactory(connection=line.connection)
+    AccountMapping.objects.create(
+        organization=organization,
+        vendor_account=other,
+        psa_company=company,
+        state="mapped",
+        source="manual",
+    )
+    UsageSnapshot.objects.filter(pk=usage.pk).update(active_users=49)
+    reconcile_organization(organization)
+    assert points()[0] == (line.pk, line.company_id, 48, Decimal(50))
+    assert set(points()[1:]) == {
+        (line.pk, line.company_id, 49, Decimal(50)),
+        (None, company.pk, 7, Decimal(0)),
+    }
