@@ -24,11 +24,12 @@ export SANDBOX_PORT WEB_PORT
 
 .PHONY: install run test lint format clean
 
-$(PY):
+# uv is the venv's last piece: a venv cut off while it was made is made again.
+$(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
-$(VENV)/.synced: $(PY) pyproject.toml uv.lock
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PY) --quiet
 	touch $@
 

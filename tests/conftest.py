@@ -8,6 +8,7 @@ import sys
 import httpx
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.db import connection
 from django_q.conf import Conf
 
@@ -61,6 +62,12 @@ class Sandbox:
 def tasks_inline(monkeypatch):
     """django-q2 runs queued tasks in-process during tests (browser tests use a real worker)."""
     monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: on SQLite a rolled-back test's ids come again."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ sorting its words forgives word order, while plain ratio on it forgives run-toge
 partial_ratio do ("Acme Corp" ~ "Acme Capital" 90-100 under those).
 """
 
+import functools
 import re
 import unicodedata
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -334,10 +335,18 @@ def _side(keys: Sequence[NameKeys]) -> _Side:
         sizes=np.array([len(t) for t in tokens], dtype=np.int32),
         marks=(
             [frozenset(k.legal.split()) for k in keys],
-            [frozenset(t for t in f if any(c.isdigit() for c in t)) for f in full_tokens],
+            [frozenset(t for t in f if any(map(str.isdigit, t))) for f in full_tokens],
             [frozenset(TRADES[t] for t in f if t in TRADES) for f in full_tokens],
         ),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _psa_side(psa: tuple[NameKeys, ...]) -> _Side:
+    """The PSA side, kept while its names are the same: a mapping page compares a page of
+    vendor names with every company of the organization, and the companies change only with
+    a sync."""
+    return _side(psa)
 
 
 def _disjoint(a_sets: list[frozenset[str]], b_sets: list[frozenset[str]]) -> np.ndarray:
@@ -395,7 +404,7 @@ def best_candidates(
     rejected_by_vendor: dict[int, list[int]] = {}
     for vendor_index, psa_index in rejected:
         rejected_by_vendor.setdefault(vendor_index, []).append(psa_index)
-    psa_side = _side(psa)
+    psa_side = _psa_side(tuple(psa))
     results = []
     for start in range(0, len(vendors), CHUNK_ROWS):
         chunk = vendors[start : start + CHUNK_ROWS]

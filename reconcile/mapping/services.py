@@ -197,11 +197,15 @@ def suggestions(
         refresh_keys(PSACompany, organization)
         accounts = unmapped_accounts(organization).only("id", "name", *KEY_FIELDS[:3])
     accounts = list(accounts)
-    companies = list(live_companies(organization).only("id", "name", *KEY_FIELDS[:3]))
+    # Every company is a candidate, so they are read as plain values (no model instances);
+    # only the chosen ones are loaded as companies.
+    companies = list(
+        live_companies(organization).order_by("name", "id").values_list("id", *KEY_FIELDS[:3])
+    )
     if not accounts or not companies:
         return []
     account_at = {a.pk: i for i, a in enumerate(accounts)}
-    company_at = {c.pk: i for i, c in enumerate(companies)}
+    company_at = {row[0]: i for i, row in enumerate(companies)}
     rejected = [
         (account_at[a], company_at[c])
         for a, c in RejectedSuggestion.objects.filter(vendor_account__in=accounts).values_list(
@@ -209,13 +213,19 @@ def suggestions(
         )
         if c in company_at
     ]
-    found = best_candidates(
-        [_keys(a) for a in accounts], [_keys(c) for c in companies], rejected=rejected
-    )
-    return [
-        (accounts[s.vendor_index], companies[s.psa_index], s.score, s.runner_up)
-        for s in found
+    found = [
+        s
+        for s in best_candidates(
+            [_keys(a) for a in accounts],
+            tuple(NameKeys(*row[1:]) for row in companies),
+            rejected=rejected,
+        )
         if s.clears()
+    ]
+    chosen = PSACompany.objects.in_bulk([companies[s.psa_index][0] for s in found])
+    return [
+        (accounts[s.vendor_index], chosen[companies[s.psa_index][0]], s.score, s.runner_up)
+        for s in found
     ]
 
 

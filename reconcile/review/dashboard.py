@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, Sum
 from django.utils import dateformat, timezone
 
 from integrations.models import VendorConnection
@@ -139,11 +140,27 @@ def monthly_series(organization, months: int = 12, today: datetime.date | None =
     """Used and billed seats at each month end of the last `months` months (today for the
     current one): [{"month": date, "used": int, "billed": Decimal}, …].
 
-    CountHistory holds change points per card: at a month end, each card counts the numbers
-    of its latest point on or before that day. One query reads the points up to today in
-    order; the fold keeps running sums, so it is linear in the points.
+    Folding every change point is the dashboard's dearest part, so the series is cached
+    until the history changes. Points are only ever added (reconciliation, the demo
+    backfill) or deleted with their line or connection, never edited: their count and newest
+    id say which points there are (PostgreSQL never hands an id out twice; SQLite may give a
+    deleted newest id again, so an hour bounds how long such a series could be stale).
     """
     today = today or timezone.localdate()
+    state = CountHistory.objects.filter(organization=organization).aggregate(
+        count=Count("id"), newest=Max("id")
+    )
+    key = f"monthly-series:{organization.pk}:{months}:{today}:{state['count']}:{state['newest']}"
+    return cache.get_or_set(key, lambda: _fold(organization, months, today), SERIES_CACHE_SECONDS)
+
+
+SERIES_CACHE_SECONDS = 3600
+
+
+def _fold(organization, months: int, today: datetime.date) -> list:
+    """CountHistory holds change points per card: at a month end, each card counts the numbers
+    of its latest point on or before that day. One query reads the points up to today in
+    order; the fold keeps running sums, so it is linear in the points."""
     ends = month_ends(today, months)
     points = (
         CountHistory.objects.filter(organization=organization, day__lte=today)
