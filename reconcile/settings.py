@@ -126,6 +126,18 @@ TEMPLATES = [
     },
 ]
 
+# Each process keeps its own caches in memory: their keys say exactly what they hold (the
+# dashboard's series, rendered review cards), so processes never need to agree.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Rendered review cards, about 3 kB each: a few thousand per process.
+    "fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "fragments",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    },
+}
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'trueup.sqlite3'}"),

@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django_q.conf import Conf
 
@@ -66,8 +66,9 @@ def tasks_inline(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Each test starts with an empty cache: on SQLite a rolled-back test's ids come again."""
-    cache.clear()
+    """Each test starts with empty caches: on SQLite a rolled-back test's ids come again."""
+    for cache in caches.all():
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

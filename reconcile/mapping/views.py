@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import VendorAccount, VendorConnection, VendorService
 from psa.models import PSACompany, PSAProduct
+from reconcile.fragments import fingerprint
 from reconcile.mapping import services
 from reconcile.mapping.models import (
     AccountMapping,
@@ -38,12 +39,35 @@ def _search(queryset, query: str, *fields: str):
     return queryset.filter(condition)
 
 
-def _page_suggestions(organization, accounts) -> dict[int, tuple]:
-    """{account id: (company, score)} for the unmapped accounts of one page."""
-    unmapped = [a for a in accounts if not hasattr(a, "mapping")]
-    if not unmapped:
-        return {}
-    return {a.pk: (c, score) for a, c, score, _ in services.suggestions(organization, unmapped)}
+def _prepare_cards(organization, accounts, suggested=None):
+    """Give each account of one page what its card shows: `mapping_or_none` (a template
+    reading a missing one-to-one row pays for an exception and a dir() each time) and
+    `suggestion`, (company, score) or None. `suggested` holds the suggestions of every
+    account, else they are found for the page's unmapped ones."""
+    for account in accounts:
+        account.mapping_or_none = getattr(account, "mapping", None)
+    if suggested is None:
+        unmapped = [a for a in accounts if a.mapping_or_none is None]
+        found = services.suggestions(organization, unmapped) if unmapped else []
+        suggested = {a.pk: (c, score) for a, c, score, _ in found}
+    for account in accounts:
+        account.suggestion = suggested.get(account.pk)
+        account.fingerprint = fingerprint(account)
+
+
+def _company_page(companies, number):
+    """One page of companies, each with how many accounts are mapped to it (counted for the
+    page only: grouping every company to show thirty cost more than the rest)."""
+    page = Paginator(companies, PAGE).get_page(number)
+    page.object_list = list(page.object_list)
+    mapped = dict(
+        AccountMapping.objects.filter(psa_company__in=page.object_list, state=MappingState.MAPPED)
+        .values_list("psa_company")
+        .annotate(count=Count("id"))
+    )
+    for company in page.object_list:
+        company.mapped = mapped.get(company.pk, 0)
+    return page
 
 
 @member_required()
@@ -66,6 +90,7 @@ def accounts(request):
     rows = (
         VendorAccount.objects.filter(organization=organization, missing_since=None)
         .select_related("connection", "mapping__psa_company")
+        .defer("raw", "connection__credential_encrypted", "mapping__psa_company__raw")
         .order_by("name", "id")
     )
     rows = _search(rows, query, "name", "domain")
@@ -75,25 +100,18 @@ def accounts(request):
     else:
         rows = rows.filter(FILTERS.get(chosen, FILTERS["unmapped"]))
     page = Paginator(rows, PAGE).get_page(request.GET.get("page"))
-    suggestions = (
-        suggested if chosen == "suggested" else _page_suggestions(organization, page.object_list)
-    )
+    page.object_list = list(page.object_list)
+    _prepare_cards(organization, page.object_list, suggested if chosen == "suggested" else None)
     company_query = request.GET.get("cq", "").strip()[:100]
     companies = _search(
-        services.live_companies(organization).annotate(
-            mapped=Count("account_mappings", filter=Q(account_mappings__state="mapped"))
-        ),
-        company_query,
-        "name",
-        "identifier",
+        services.live_companies(organization).defer("raw"), company_query, "name", "identifier"
     ).order_by("name", "id")
     context = {
         "page": page,
         "query": query,
         "filter": chosen,
         "filters": [*FILTERS, "suggested"],
-        "suggestions": suggestions,
-        "companies": Paginator(companies, PAGE).get_page(request.GET.get("cpage")),
+        "companies": _company_page(companies, request.GET.get("cpage")),
         "company_query": company_query,
         "unmapped_count": services.unmapped_accounts(organization).count(),
         "can_map": request.membership.has_role(Role.BILLING),
@@ -110,13 +128,12 @@ def _card(request, account, status=200):
     account = VendorAccount.objects.select_related("connection", "mapping__psa_company").get(
         pk=account.pk
     )
-    suggestions = _page_suggestions(request.organization, [account])
+    _prepare_cards(request.organization, [account])
     response = render(
         request,
         "mapping/accounts.html#card",
         {
             "account": account,
-            "suggestions": suggestions,
             "can_map": True,
         },
         status=status,

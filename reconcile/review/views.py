@@ -17,6 +17,7 @@ from psa.models import (
     PSAProduct,
     QuantityPush,
 )
+from reconcile.fragments import fingerprint
 from reconcile.review import push, services
 from reconcile.review.forms import AdjustForm, ApproveForm, BillingRuleForm, BulkForm, DismissForm
 from reconcile.review.models import (
@@ -158,6 +159,8 @@ def _page_of_cards(cards, number):
     page = Paginator(cards.values_list("id", flat=True), PAGE).get_page(number)
     loaded = _with_related(SeatDiscrepancy.objects.filter(pk__in=list(page))).in_bulk()
     page.object_list = [loaded[pk] for pk in page.object_list if pk in loaded]
+    for card in page.object_list:
+        card.fingerprint = fingerprint(card)
     return page
 
 

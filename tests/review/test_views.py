@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from psa.models import BillingContainer, BillingLine, PSACompany, PSAProduct
 from reconcile.review import services
-from reconcile.review.models import CompanyTag, PushItem, SeatDiscrepancy
+from reconcile.review.models import BillingRule, CompanyTag, PushItem, SeatDiscrepancy
 from reconcile.tenancy.models import AuditEvent, Role
 from tests.conftest import login
 from tests.factories import PSAConnectionFactory, SeatDiscrepancyFactory
@@ -301,3 +301,24 @@ def test_the_approved_bar_counts_the_adjusted_quantity(client, finance, psa):
     )
     bar = client.get(reverse("review:index"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="approved-bar")
     assert "+$6.00" in bar.content.decode()  # 2 seats, not the card's 10
+
+
+def test_a_cached_card_shows_every_change_of_the_rows_behind_it(client, owner, psa):
+    """Cards are rendered once and kept by a digest of their rows: any change shows at once."""
+    card = make_card(psa, vendor_count=60, billed=50, line__container__company__name="Old Co")
+    login(client, owner)
+    assert "Old Co" in page_text(client)
+    PSACompany.objects.filter(pk=card.psa_company_id).update(name="New Co")
+    assert "New Co" in page_text(client) and "Old Co" not in page_text(client)
+    CompanyTag.objects.create(
+        organization=card.organization, psa_company=card.psa_company, name="arrears"
+    )
+    assert '<span class="tag">arrears</span>' in page_text(client)
+    BillingContainer.objects.filter(pk=card.line.container_id).update(name="Agreement 2027")
+    assert "Agreement 2027" in page_text(client)
+    BillingRule.objects.create(organization=card.organization, line=card.line, exclude_users=4)
+    assert "rule: −4 users" in page_text(client)
+    SeatDiscrepancy.objects.filter(pk=card.pk).update(vendor_count=70, delta=20, target=70)
+    assert "Approve 70" in page_text(client)
+    text = page_text(client, view="table")
+    assert "New Co" in text and "+20" in text
