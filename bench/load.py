@@ -3,7 +3,7 @@ a push batch run; print requests per second, p50/p95/p99 latency and errors per 
 
     scripts/with-postgres.sh .venv/bin/python bench/load.py [--clients 8] [--duration 60]
         [--customers 2000] [--lines 10000] [--web-workers 4] [--web-threads 1]
-        [--drift 500] [--pushes 50] [--no-history]
+        [--drift 500] [--pushes 50] [--no-history] [--think 0]
 
 Everything runs on this machine, on 127.0.0.1 only, in a throwaway test database (created next
 to DATABASE_URL's, dropped at the end):
@@ -29,7 +29,8 @@ to DATABASE_URL's, dropped at the end):
    spreads evenly, whereas a gthread process accepts keep-alive connections while its threads
    are busy and one of two processes was seen holding all eight clients (docs/PERFORMANCE.md).
 3. --clients threads each sign in over HTTP (POST /login/ with the CSRF token) and, after one
-   unmeasured round to warm up, fetch the pages in turn, with no pause between requests, for
+   unmeasured round to warm up, fetch the pages in turn, with no pause between requests (or,
+   with --think, a pause of that many seconds after each answer, as a person reading it), for
    --duration seconds. Two seconds in, a sync of the KnowBe4 connection is queued
    (sync.services.queue_sync); four seconds in, --pushes reconcile cards are approved, turned
    into a Test Mode report and confirmed (review.services.approve, push.test_mode,
@@ -138,9 +139,17 @@ def main():
     parser.add_argument(
         "--no-history", action="store_true", help="no invented year of count history"
     )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0,
+        help="seconds each client pauses after an answer (default 0: no pause)",
+    )
     options = parser.parse_args()
     if not 1 <= options.clients <= 64 or not 1 <= options.duration <= 900:
         parser.error("--clients must be 1..64 and --duration 1..900 seconds")
+    if not 0 <= options.think <= 60:
+        parser.error("--think must be 0..60 seconds")
     for name in (
         "axes",
         "django-q",
@@ -612,7 +621,7 @@ class Results:
         self.bytes = collections.Counter()
 
 
-def client_loop(index, web_url, page_list, start, stop_at, results, failures):
+def client_loop(index, web_url, page_list, start, stop_at, think, results, failures):
     try:
         client = signed_in_client(web_url)
     except Exception as error:  # counted: a client that cannot sign in is an error
@@ -647,6 +656,8 @@ def client_loop(index, web_url, page_list, start, stop_at, results, failures):
                 errors[label] += 1
                 if len(samples) < 5:
                     samples.append(f"{path}: {status}")
+            if think:
+                time.sleep(min(think, max(0.0, stop_at[0] - time.perf_counter())))
     finally:
         client.close()
     with results.lock:
@@ -798,8 +809,9 @@ def run_all(options, base_url, processes) -> bool:
     print("cards the review pages select: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
     print(
         f"gunicorn: {web_model(options)}; "
-        f"worker: qcluster, 2 processes; {options.clients} clients, no pause, "
-        f"{options.duration:.0f} s",
+        f"worker: qcluster, 2 processes; {options.clients} clients, "
+        + (f"{options.think:g} s pause after each answer, " if options.think else "no pause, ")
+        + f"{options.duration:.0f} s",
         flush=True,
     )
 
@@ -809,7 +821,7 @@ def run_all(options, base_url, processes) -> bool:
     threads = [
         threading.Thread(
             target=client_loop,
-            args=(i, web_url, page_list, start, stop_at, results, failures),
+            args=(i, web_url, page_list, start, stop_at, options.think, results, failures),
         )
         for i in range(options.clients)
     ]

@@ -35,6 +35,26 @@ def insert_rows(model: type[models.Model], fields: list[str], rows: list[tuple])
                 copy.write_row(row)
 
 
+def update_rows(model: type[models.Model], objects: list[models.Model], fields: list[str]):
+    """Set `fields` of many existing rows (by primary key) to the objects' values.
+
+    Django's bulk_update writes a CASE per field listing every row, and building it costs
+    seconds of CPU for a thousand rows of a dozen fields. On PostgreSQL the same change goes
+    as INSERT … ON CONFLICT (id) DO UPDATE with plain VALUES: every id exists, so no row is
+    inserted. Other databases get bulk_update (SQLite would check the rows' other unique
+    constraints as inserts)."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objects, fields, batch_size=BATCH)
+        return
+    model.objects.bulk_create(
+        objects,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=[model._meta.pk.name],
+        update_fields=fields,
+    )
+
+
 @dataclass
 class ImportCounts:
     added: int = 0

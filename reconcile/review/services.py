@@ -12,7 +12,7 @@ from django_q.tasks import async_task
 
 from integrations.models import UsageSnapshot
 from psa.models import BillingLine, PSAProduct
-from reconcile.bulk import insert_rows
+from reconcile.bulk import insert_rows, update_rows
 from reconcile.mapping.models import AccountMapping, MappingState, ServiceMapping
 from reconcile.review.models import (
     BillingRule,
@@ -283,8 +283,8 @@ def _write(organization, rows) -> None:
     ]
     gone.delete()
     insert_rows(SeatDiscrepancy, FIELDS, inserts)
-    SeatDiscrepancy.objects.bulk_update(updates, FIELDS[1:], batch_size=1000)
-    SeatDiscrepancy.objects.bulk_update(reopened, FIELDS[1:] + list(UNDECIDED), batch_size=1000)
+    update_rows(SeatDiscrepancy, updates, FIELDS[1:])
+    update_rows(SeatDiscrepancy, reopened, FIELDS[1:] + list(UNDECIDED))
     today = timezone.localdate()
     insert_rows(
         CountHistory,
