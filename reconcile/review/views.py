@@ -152,11 +152,14 @@ RAW = [
 ]
 
 
-def _page_of_cards(cards, number):
-    """One page of the filtered cards. The page's ids are chosen on the cards (and the names
-    they sort by) alone, then only those are loaded with their related rows: sorting
-    thousands of rows joined to six tables cost more than the rest of the page."""
-    page = Paginator(cards.values_list("id", flat=True), PAGE).get_page(number)
+def _page_of_cards(cards, number, count):
+    """One page of the filtered cards (`count` of them, known from the totals: no second
+    count). The page's ids are chosen on the cards (and the names they sort by) alone, then
+    only those are loaded with their related rows: sorting thousands of rows joined to six
+    tables cost more than the rest of the page."""
+    paginator = Paginator(cards.values_list("id", flat=True), PAGE)
+    paginator.count = count  # a cached_property: this value stands in for its query
+    page = paginator.get_page(number)
     loaded = _with_related(SeatDiscrepancy.objects.filter(pk__in=list(page))).in_bulk()
     page.object_list = [loaded[pk] for pk in page.object_list if pk in loaded]
     for card in page.object_list:
@@ -207,12 +210,13 @@ def index(request):
             _context(request, approved=_approved_summary(request.organization)),
         )
     cards, chosen = filtered_cards(request)
-    page = _page_of_cards(cards, request.GET.get("page"))
+    totals = _totals(cards)
+    page = _page_of_cards(cards, request.GET.get("page"), totals["count"])
     context = _context(
         request,
         page=page,
         chosen=chosen,
-        totals=_totals(cards),
+        totals=totals,
         approved=_approved_summary(request.organization),
         kinds={key: label for key, (label, _) in KINDS.items()},
         states={key: label for key, (label, _) in STATES.items()},
