@@ -130,22 +130,29 @@ def _with_related(cards):
             "line__container",
             "line__connection",
             "push_item",
-            "decided_by",
             "line__rule",
         )
-        .defer(*RAW)
+        .defer(*NOT_SHOWN)
         .prefetch_related(
             Prefetch("psa_company__tags", queryset=CompanyTag.objects.order_by("name"))
         )
     )
 
 
-# What the PSA sent, kept for reference: no card shows it, and decoding it costs.
-RAW = [
-    "psa_company__raw",
-    "psa_product__raw",
-    "line__raw",
-    "line__container__raw",
+# What the PSA sent and when it was seen, and the matcher's name keys: no card shows them,
+# decoding them costs, and the import touches last_seen_at on every sync (cached cards are
+# keyed by what is loaded). Reading one of them anyway costs a query per card, which the
+# constant-query test of the review page would catch.
+NOT_SHOWN = [
+    *(
+        f"{row}__{field}"
+        for row in ("psa_company", "psa_product", "line", "line__container")
+        for field in ("raw", "first_seen_at", "last_seen_at")
+    ),
+    "psa_company__name_full",
+    "psa_company__name_core",
+    "psa_company__name_legal",
+    "psa_company__keys_for",
     "line__connection__settings",
     "line__connection__container_type_ids",
     "line__connection__container_type_names",
