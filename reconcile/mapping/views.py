@@ -52,7 +52,8 @@ def _prepare_cards(organization, accounts, suggested=None):
         suggested = {a.pk: (c, score) for a, c, score, _ in found}
     for account in accounts:
         account.suggestion = suggested.get(account.pk)
-        account.fingerprint = fingerprint(account)
+        # The suggested company's own row, not its repr: two companies may share a name.
+        account.fingerprint = fingerprint(account, account.suggestion)
 
 
 def _company_page(companies, number):

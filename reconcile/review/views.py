@@ -219,6 +219,11 @@ def index(request):
     cards, chosen = filtered_cards(request)
     totals = _totals(cards)
     page = _page_of_cards(cards, request.GET.get("page"), totals["count"])
+    # A card's customer link keeps the page's filters (all but page and company, which the
+    # link sets): they are part of its cache key.
+    link_filters = request.GET.copy()
+    for name in ("page", "company"):
+        link_filters.pop(name, None)
     context = _context(
         request,
         page=page,
@@ -230,6 +235,7 @@ def index(request):
         sorts={key: label for key, (label, _) in SORTS.items()},
         groups=GROUPS,
         pushing=any(card.is_pushing for card in page),
+        link_filters=link_filters.urlencode(),
     )
     if request.htmx and request.htmx.target == "results":
         return render(request, "review/index.html#results", context)

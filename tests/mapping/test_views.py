@@ -283,3 +283,17 @@ def test_a_cached_account_card_shows_every_change_behind_it(owner_client, board)
     )
     text = owner_client.get(url, {"filter": "all"}).text
     assert "→ Acme Capital" in text
+
+
+def test_a_cached_suggestion_posts_the_company_it_names(owner_client, board):
+    """Two PSA companies may share a name: the Accept button must carry the suggested one."""
+    _, henderson, companies = board
+    suggested = companies["Henderson Dental Care PC"]
+    url = reverse("mapping:accounts")
+    assert f'"company_id": "{suggested.pk}"' in owner_client.get(url).text
+    twin = PSACompanyFactory(connection=suggested.connection, name=suggested.name)
+    RejectedSuggestion.objects.create(
+        organization=henderson.organization, vendor_account=henderson, psa_company=suggested
+    )
+    text = owner_client.get(url).text
+    assert f'"company_id": "{twin.pk}"' in text and f'"company_id": "{suggested.pk}"' not in text

@@ -322,3 +322,12 @@ def test_a_cached_card_shows_every_change_of_the_rows_behind_it(client, owner, p
     assert "Approve 70" in page_text(client)
     text = page_text(client, view="table")
     assert "New Co" in text and "+20" in text
+
+
+def test_a_cached_cards_customer_link_keeps_the_filters_of_the_page_it_is_on(client, owner, psa):
+    card = make_card(psa, vendor_count=60, billed=50)
+    login(client, owner)
+    company = card.psa_company_id
+    assert f"?sort=delta&amp;company={company}" in page_text(client, sort="delta")
+    text = page_text(client, sort="name")
+    assert f"?sort=name&amp;company={company}" in text and "sort=delta" not in text
