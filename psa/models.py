@@ -110,7 +110,11 @@ class PSAProduct(ImportedRow):
         indexes = [models.Index(fields=["connection", "identifier"])]
 
     def __str__(self):
-        return f"{self.name} ({self.identifier})" if self.identifier else self.name
+        return self.label(self.name, self.identifier)
+
+    @staticmethod
+    def label(name: str, identifier: str) -> str:
+        return f"{name} ({identifier})" if identifier else name
 
 
 class BillingContainer(ImportedRow):

@@ -3,6 +3,7 @@
 import hashlib
 
 from django.db import models
+from django.db.models import Func, TextField
 
 
 def fingerprint(*items) -> str:
@@ -29,3 +30,24 @@ def fingerprint(*items) -> str:
             for rows in getattr(item, "_prefetched_objects_cache", {}).values():
                 todo += rows
     return digest.hexdigest()
+
+
+class RowDigest(Func):
+    """A digest of its columns' values, computed by the database: the md5 of the row's text
+    on PostgreSQL; elsewhere the quoted values joined (the caller hashes what it gets)."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="md5(ROW(%(expressions)s)::text)", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, values = compiler.compile(expression)
+            parts.append(f"quote({sql})")
+            params += values
+        return " || ',' || ".join(parts), params
+

@@ -2,7 +2,7 @@ import csv
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Prefetch, Q, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Abs
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -17,8 +17,8 @@ from psa.models import (
     PSAProduct,
     QuantityPush,
 )
-from reconcile.fragments import fingerprint
 from reconcile.review import push, services
+from reconcile.review.cards import PAGE, rendered, with_related
 from reconcile.review.forms import AdjustForm, ApproveForm, BillingRuleForm, BulkForm, DismissForm
 from reconcile.review.models import (
     BillingRule,
@@ -33,7 +33,6 @@ from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
 Kind = SeatDiscrepancy.Kind
-PAGE = 50
 ACT = (Role.FINANCE,)  # owners too: has_role lets owners do everything
 KINDS = {
     "": ("Needs a decision", [Kind.RECONCILE, Kind.NEW_REVENUE]),
@@ -122,56 +121,31 @@ def _int(value) -> int | None:
     return int(value) if value and str(value).isdigit() else None
 
 
-def _with_related(cards):
-    return (
-        cards.select_related(
-            "psa_company",
-            "psa_product",
-            "line__container",
-            "line__connection",
-            "push_item",
-            "line__rule",
-        )
-        .defer(*NOT_SHOWN)
-        .prefetch_related(
-            Prefetch("psa_company__tags", queryset=CompanyTag.objects.order_by("name"))
-        )
-    )
-
-
-# What the PSA sent and when it was seen, and the matcher's name keys: no card shows them,
-# decoding them costs, and the import touches last_seen_at on every sync (cached cards are
-# keyed by what is loaded). Reading one of them anyway costs a query per card, which the
-# constant-query test of the review page would catch.
-NOT_SHOWN = [
-    *(
-        f"{row}__{field}"
-        for row in ("psa_company", "psa_product", "line", "line__container")
-        for field in ("raw", "first_seen_at", "last_seen_at")
-    ),
-    "psa_company__name_full",
-    "psa_company__name_core",
-    "psa_company__name_legal",
-    "psa_company__keys_for",
-    "line__connection__settings",
-    "line__connection__container_type_ids",
-    "line__connection__container_type_names",
-]
-
-
-def _page_of_cards(cards, number, count):
+def _page_of_cards(request, cards, count, view):
     """One page of the filtered cards (`count` of them, known from the totals: no second
-    count). The page's ids are chosen on the cards (and the names they sort by) alone, then
-    only those are loaded with their related rows: sorting thousands of rows joined to six
-    tables cost more than the rest of the page."""
+    count), rendered. The page's ids are chosen on the cards (and the names they sort by)
+    alone; sorting thousands of rows joined to six tables cost more than the rest of the
+    page."""
     paginator = Paginator(cards.values_list("id", flat=True), PAGE)
     paginator.count = count  # a cached_property: this value stands in for its query
-    page = paginator.get_page(number)
-    loaded = _with_related(SeatDiscrepancy.objects.filter(pk__in=list(page))).in_bulk()
-    page.object_list = [loaded[pk] for pk in page.object_list if pk in loaded]
-    for card in page.object_list:
-        card.fingerprint = fingerprint(card)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = rendered(list(page.object_list), _card_context(request, view=view))
     return page
+
+
+def _card_context(request, **extra) -> dict:
+    """What a card's partial reads besides the card: all of it is in its cache key."""
+    # The customer link keeps the page's filters but page and company (which it sets).
+    link_filters = request.GET.copy()
+    for name in ("page", "company"):
+        link_filters.pop(name, None)
+    return {
+        "can_act": request.membership.has_role(*ACT),
+        "currency": request.organization.currency,
+        "default_effective_date": services.first_of_next_month(),
+        "link_filters": link_filters.urlencode(),
+        **extra,
+    }
 
 
 def _totals(cards) -> dict:
@@ -198,13 +172,11 @@ def _approved_summary(organization) -> dict:
 
 
 def _context(request, **extra) -> dict:
-    return {
-        "can_act": request.membership.has_role(*ACT),
-        "can_set_rules": request.membership.has_role(Role.BILLING, Role.FINANCE),
-        "currency": request.organization.currency,
-        "default_effective_date": services.first_of_next_month(),
+    return _card_context(
+        request,
+        can_set_rules=request.membership.has_role(Role.BILLING, Role.FINANCE),
         **extra,
-    }
+    )
 
 
 @member_required()
@@ -218,12 +190,7 @@ def index(request):
         )
     cards, chosen = filtered_cards(request)
     totals = _totals(cards)
-    page = _page_of_cards(cards, request.GET.get("page"), totals["count"])
-    # A card's customer link keeps the page's filters (all but page and company, which the
-    # link sets): they are part of its cache key.
-    link_filters = request.GET.copy()
-    for name in ("page", "company"):
-        link_filters.pop(name, None)
+    page = _page_of_cards(request, cards, totals["count"], chosen["view"])
     context = _context(
         request,
         page=page,
@@ -234,8 +201,6 @@ def index(request):
         states={key: label for key, (label, _) in STATES.items()},
         sorts={key: label for key, (label, _) in SORTS.items()},
         groups=GROUPS,
-        pushing=any(card.is_pushing for card in page),
-        link_filters=link_filters.urlencode(),
     )
     if request.htmx and request.htmx.target == "results":
         return render(request, "review/index.html#results", context)
@@ -263,7 +228,7 @@ def _mapped_products(organization):
 
 
 def _card_response(request, card_id, status=200, **extra):
-    card = _with_related(SeatDiscrepancy.objects.filter(organization=request.organization)).get(
+    card = with_related(SeatDiscrepancy.objects.filter(organization=request.organization)).get(
         pk=card_id
     )
     view = "table" if request.POST.get("view", request.GET.get("view")) == "table" else "cards"
@@ -336,7 +301,7 @@ def card(request, card_id):
 @member_required()
 def details(request, card_id):
     """The count history chart and push history of one card's line."""
-    card = get_for_org(_with_related(SeatDiscrepancy.objects), request, pk=card_id)
+    card = get_for_org(with_related(SeatDiscrepancy.objects), request, pk=card_id)
     history = CountHistory.objects.filter(organization=request.organization)
     if card.line_id:
         history = history.filter(line_id=card.line_id)
@@ -395,7 +360,7 @@ def set_rule(request, card_id):
     rule = BillingRule.objects.filter(line_id=card.line_id).first()
     form = BillingRuleForm(request.POST, instance=rule)
     if not form.is_valid():
-        card = get_for_org(_with_related(SeatDiscrepancy.objects), request, pk=card_id)
+        card = get_for_org(with_related(SeatDiscrepancy.objects), request, pk=card_id)
         return render(
             request,
             "review/_details.html",
@@ -470,7 +435,7 @@ def export(request):
 
     def rows():
         yield header
-        for card in _with_related(cards).iterator(chunk_size=2000):
+        for card in with_related(cards).iterator(chunk_size=2000):
             line = card.line
             yield [
                 card.get_kind_display(),

@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from psa.models import BillingContainer, BillingLine, PSACompany, PSAProduct
+from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
 from reconcile.review import services
-from reconcile.review.models import BillingRule, CompanyTag, PushItem, SeatDiscrepancy
+from reconcile.review.models import BillingRule, CompanyTag, PushBatch, PushItem, SeatDiscrepancy
 from reconcile.tenancy.models import AuditEvent, Role
 from tests.conftest import login
 from tests.factories import PSAConnectionFactory, SeatDiscrepancyFactory
@@ -287,8 +287,9 @@ def test_the_review_page_costs_the_same_queries_for_10_000_lines(client, owner, 
 
     build(20)
     queries()  # the first request of a session also saves the session
-    few = queries()
+    few = queries()  # every card rendered before, from the cache
     build(10_000)
+    assert queries() == few + 2  # 50 new cards on the page: loaded, their tags prefetched
     assert queries() == few
 
 
@@ -322,6 +323,38 @@ def test_a_cached_card_shows_every_change_of_the_rows_behind_it(client, owner, p
     assert "Approve 70" in page_text(client)
     text = page_text(client, view="table")
     assert "New Co" in text and "+20" in text
+    PSAConnection.objects.filter(pk=psa.pk).update(description="Our ConnectWise")
+    assert "Our ConnectWise" in page_text(client)
+    batch = PushBatch.objects.create(organization=card.organization)
+    item = PushItem.objects.create(
+        organization=card.organization,
+        batch=batch,
+        discrepancy=card,
+        line=card.line,
+        company_name="New Co",
+        product_name="SAT",
+        new_quantity=70,
+        state=PushItem.State.PUSHING,
+    )
+    SeatDiscrepancy.objects.filter(pk=card.pk).update(push_item=item)
+    assert 'data-testid="push-state"><span class="spinner inline"></span> Pushing' in page_text(
+        client, state="all"
+    )
+    PushItem.objects.filter(pk=item.pk).update(state=PushItem.State.CONFIRMED)
+    assert "Confirmed: now 70" in page_text(client, state="all")
+
+
+def test_cards_grouped_by_customer_or_product_under_headings(client, owner, psa):
+    make_card(psa, vendor_count=60, billed=50, line__container__company__name="Alpha Co")
+    make_card(psa, vendor_count=55, billed=50, line__container__company__name="Beta Co")
+    login(client, owner)
+    text = page_text(client, group="company")
+    assert '<h2 class="group-head">Alpha Co</h2>' in text
+    assert '<h2 class="group-head">Beta Co</h2>' in text
+    product = PSAProduct.objects.filter(organization=psa.organization).first()
+    PSAProduct.objects.filter(pk=product.pk).update(name="Diamond", identifier="KB4-DIA")
+    text = page_text(client, group="product", view="table")
+    assert '<tr class="group-row"><th colspan="10">Diamond (KB4-DIA)</th></tr>' in text
 
 
 def test_a_cached_cards_customer_link_keeps_the_filters_of_the_page_it_is_on(client, owner, psa):
