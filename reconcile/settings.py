@@ -145,7 +145,15 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel apart from the SQL, and psycopg prepares a query the fifth time a
+    # connection runs it: PostgreSQL plans it once, not on every request (the review page's
+    # card query took longer to plan than to run). Behind PgBouncer in transaction mode,
+    # which cannot keep prepared statements, set DATABASE_SERVER_SIDE_BINDING=0.
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # The web server and the worker write to the same file: WAL lets readers go on while one
     # writes, IMMEDIATE makes writers queue for the lock instead of failing with "locked".
