@@ -85,7 +85,8 @@ def filtered_cards(request):
     if chosen["tag"]:
         cards = cards.filter(psa_company__tags__name=chosen["tag"])
     if len(chosen["q"]) >= 2:
-        # Each table is searched once in a subquery, rather than every joined card row.
+        # Each table is searched once in a subquery, rather than every joined card row; on
+        # PostgreSQL trigram indexes serve the LIKEs (psa migration 0005).
         q, organization = chosen["q"], request.organization
         cards = cards.filter(
             Q(
@@ -99,13 +100,16 @@ def filtered_cards(request):
                 )
             )
             | Q(
-                line__in=BillingLine.objects.filter(organization=organization).filter(
-                    Q(description__icontains=q)
-                    | Q(
-                        container__in=BillingContainer.objects.filter(
-                            organization=organization, name__icontains=q
-                        )
-                    )
+                line__in=BillingLine.objects.filter(
+                    organization=organization, description__icontains=q
+                )
+            )
+            | Q(
+                line__in=BillingLine.objects.filter(
+                    organization=organization,
+                    container__in=BillingContainer.objects.filter(
+                        organization=organization, name__icontains=q
+                    ),
                 )
             )
         )
