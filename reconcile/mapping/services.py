@@ -4,14 +4,19 @@ Every change is tenant-scoped by the caller (views load objects through the orga
 written to the audit log in the same transaction; bulk changes write one event listing the pairs.
 """
 
+import hashlib
+
+from django.core.cache import cache
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from integrations.models import VendorAccount, VendorService
 from psa.models import PSACompany, PSAProduct
+from reconcile.fragments import RowsDigest
 from reconcile.mapping.matching import (
     NameKeys,
+    Suggestion,
     auto_index,
     auto_key,
     auto_match,
@@ -191,40 +196,71 @@ def suggestions(
 
     Without `accounts`, every unmapped account of the organization, with keys refreshed
     first; a page passes the accounts it loaded after refreshing them itself.
+
+    An account's best candidates are kept in the cache under its name keys, its rejections
+    and a digest of every live company's keys (computed by the database): a page scores only
+    accounts it has not scored against these very companies.
     """
     if accounts is None:
         refresh_keys(VendorAccount, organization)
         refresh_keys(PSACompany, organization)
         accounts = unmapped_accounts(organization).only("id", "name", *KEY_FIELDS[:3])
     accounts = list(accounts)
-    # Every company is a candidate, so they are read as plain values (no model instances);
-    # only the chosen ones are loaded as companies.
+    if not accounts:
+        return []
+    rejected = {}
+    for account_id, company_id in RejectedSuggestion.objects.filter(
+        vendor_account__in=accounts
+    ).values_list("vendor_account_id", "psa_company_id"):
+        rejected.setdefault(account_id, set()).add(company_id)
+    companies = live_companies(organization).aggregate(digest=RowsDigest("id", *KEY_FIELDS[:3]))
+    keys = {
+        a.pk: "suggestion:"
+        + hashlib.blake2b(
+            repr((companies["digest"], _keys(a), sorted(rejected.get(a.pk, ())))).encode(),
+            digest_size=16,
+        ).hexdigest()
+        for a in accounts
+    }
+    best = cache.get_many(keys.values())
+    missing = [a for a in accounts if keys[a.pk] not in best]
+    if missing:
+        found = _best(organization, missing, rejected)
+        fresh = {keys[a.pk]: s for a, s in zip(missing, found, strict=True)}
+        cache.set_many(fresh, SUGGESTION_TIMEOUT)
+        best |= fresh
+    cleared = [(a, best[keys[a.pk]]) for a in accounts if best[keys[a.pk]].clears()]
+    chosen = PSACompany.objects.in_bulk([s.psa_index for _, s in cleared])
+    return [
+        (a, chosen[s.psa_index], s.score, s.runner_up)
+        for a, s in cleared
+        if s.psa_index in chosen  # not deleted since
+    ]
+
+
+SUGGESTION_TIMEOUT = 3600
+
+
+def _best(organization, accounts, rejected) -> list[Suggestion]:
+    """Each account's best and runner-up company, as suggestions whose `psa_index` is the
+    company's id."""
+    # Every company is a candidate, so they are read as plain values (no model instances).
     companies = list(
         live_companies(organization).order_by("name", "id").values_list("id", *KEY_FIELDS[:3])
     )
-    if not accounts or not companies:
-        return []
-    account_at = {a.pk: i for i, a in enumerate(accounts)}
     company_at = {row[0]: i for i, row in enumerate(companies)}
-    rejected = [
-        (account_at[a], company_at[c])
-        for a, c in RejectedSuggestion.objects.filter(vendor_account__in=accounts).values_list(
-            "vendor_account_id", "psa_company_id"
-        )
-        if c in company_at
-    ]
-    found = [
-        s
-        for s in best_candidates(
-            [_keys(a) for a in accounts],
-            tuple(NameKeys(*row[1:]) for row in companies),
-            rejected=rejected,
-        )
-        if s.clears()
-    ]
-    chosen = PSACompany.objects.in_bulk([companies[s.psa_index][0] for s in found])
+    found = best_candidates(
+        [_keys(a) for a in accounts],
+        tuple(NameKeys(*row[1:]) for row in companies),
+        rejected=[
+            (i, company_at[c])
+            for i, a in enumerate(accounts)
+            for c in rejected.get(a.pk, ())
+            if c in company_at
+        ],
+    )
     return [
-        (accounts[s.vendor_index], chosen[companies[s.psa_index][0]], s.score, s.runner_up)
+        s._replace(psa_index=None if s.psa_index is None else companies[s.psa_index][0])
         for s in found
     ]
 

@@ -1,5 +1,7 @@
 import pytest
+from django.utils import timezone
 
+from psa.models import PSACompany
 from reconcile.mapping import services
 from reconcile.mapping.models import (
     AccountMapping,
@@ -112,6 +114,24 @@ def test_suggestions_rejections_and_aliases(organization, owner, account, compan
     twin = account("Henderson Dental Care, P.C.")  # the same customer under a second key
     services.auto_map(organization, owner)
     assert AccountMapping.objects.get(vendor_account=twin).source == Source.ALIAS
+
+
+def test_suggestions_follow_every_change_of_the_companies(organization, owner, account, company):
+    """Best candidates are cached under a digest of the companies: a change shows at once."""
+    variant = account("Henderson Dental Care, P.C.")
+    henderson = company("Henderson Dental Care PC")
+
+    def suggested():
+        return {a.pk: c.pk for a, c, *_ in services.suggestions(organization)}.get(variant.pk)
+
+    assert suggested() == henderson.pk
+    assert suggested() == henderson.pk  # from the cache
+    PSACompany.objects.filter(pk=henderson.pk).update(name="Zenith Plumbing Supply")
+    assert suggested() is None  # renamed: its keys are refreshed, nothing near is left
+    closer = company("Henderson Dental Care P.C.")
+    assert suggested() == closer.pk
+    PSACompany.objects.filter(pk=closer.pk).update(missing_since=timezone.now())
+    assert suggested() is None  # gone from the PSA
 
 
 def test_accepting_several_suggestions_is_one_audit_event(organization, owner, account, company):
