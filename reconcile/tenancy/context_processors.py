@@ -1,4 +1,5 @@
-from reconcile.tenancy.models import Membership, Role
+from reconcile.tenancy.middleware import user_memberships
+from reconcile.tenancy.models import Role
 
 
 def organization(request):
@@ -9,7 +10,5 @@ def organization(request):
         "current_membership": membership,
         "current_organization": membership.organization,
         "is_owner": membership.role == Role.OWNER,
-        "other_memberships": Membership.objects.filter(user=request.user)
-        .exclude(pk=membership.pk)
-        .select_related("organization"),
+        "other_memberships": [m for m in user_memberships(request) if m.pk != membership.pk],
     }

@@ -5,14 +5,28 @@ from reconcile.tenancy.models import Membership
 SESSION_KEY = "organization_id"
 
 
+def user_memberships(request) -> list[Membership]:
+    """The signed-in user's memberships with their organizations, oldest first: one query a
+    request, shared by the current membership and the organization switcher."""
+    if not hasattr(request, "_memberships"):
+        request._memberships = (
+            list(
+                Membership.objects.select_related("organization")
+                .filter(user=request.user)
+                .order_by("created_at", "id")
+            )
+            if request.user.is_authenticated
+            else []
+        )
+    return request._memberships
+
+
 def current_membership(request) -> Membership | None:
     """The signed-in user's membership in the organization chosen in the session."""
-    if not request.user.is_authenticated:
-        return None
-    memberships = Membership.objects.select_related("organization").filter(user=request.user)
-    chosen = request.session.get(SESSION_KEY)
-    membership = (memberships.filter(organization_id=chosen).first() if chosen else None) or (
-        memberships.order_by("created_at").first()
+    memberships = user_memberships(request)
+    chosen = request.session.get(SESSION_KEY) if memberships else None
+    membership = next((m for m in memberships if m.organization_id == chosen), None) or (
+        memberships[0] if memberships else None
     )
     if membership and chosen != membership.organization_id:
         request.session[SESSION_KEY] = membership.organization_id
