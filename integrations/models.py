@@ -104,7 +104,15 @@ class VendorAccount(models.Model):
                 fields=["connection", "external_id"], name="one_account_per_external_id"
             )
         ]
-        indexes = [models.Index(fields=["organization", "name"])]
+        indexes = [
+            models.Index(fields=["organization", "name"]),
+            # The rows whose name changed since they were keyed: every mapping page asks.
+            models.Index(
+                fields=["organization"],
+                condition=~models.Q(keys_for=models.F("name")),
+                name="account_keys_stale",
+            ),
+        ]
 
     def __str__(self):
         return self.name

@@ -88,7 +88,15 @@ class PSACompany(ImportedRow):
         constraints = [
             models.UniqueConstraint(fields=["connection", "external_id"], name="psa_company_once")
         ]
-        indexes = [models.Index(fields=["organization", "name"])]
+        indexes = [
+            models.Index(fields=["organization", "name"]),
+            # The rows whose name changed since they were keyed: every mapping page asks.
+            models.Index(
+                fields=["organization"],
+                condition=~models.Q(keys_for=models.F("name")),
+                name="company_keys_stale",
+            ),
+        ]
 
     def __str__(self):
         return self.name

@@ -114,7 +114,9 @@ def accounts(request):
         "filters": [*FILTERS, "suggested"],
         "companies": _company_page(companies, request.GET.get("cpage")),
         "company_query": company_query,
-        "unmapped_count": services.unmapped_accounts(organization).count(),
+        "unmapped_count": page.paginator.count
+        if chosen == "unmapped" and len(query) < 2  # the page's own rows: counted already
+        else services.unmapped_accounts(organization).count(),
         "can_map": request.membership.has_role(Role.BILLING),
         "setup": setup,
     }
