@@ -30,12 +30,14 @@ to DATABASE_URL's, dropped at the end):
    are busy and one of two processes was seen holding all eight clients (docs/PERFORMANCE.md).
 3. --clients threads each sign in over HTTP (POST /login/ with the CSRF token) and, after one
    unmeasured round to warm up, fetch the pages in turn, with no pause between requests (or,
-   with --think, a pause of that many seconds after each answer, as a person reading it), for
-   --duration seconds. Two seconds in, a sync of the KnowBe4 connection is queued
-   (sync.services.queue_sync); four seconds in, --pushes reconcile cards are approved, turned
-   into a Test Mode report and confirmed (review.services.approve, push.test_mode,
-   push.confirm), which queues the push to the ConnectWise sandbox. The worker runs both while
-   the clients measure; the bench then waits for them to end and reports their outcome.
+   with --think, a pause after each answer as a person reading it: random, exponential with
+   that mean, each client its own seeded sequence, so clients that started together do not
+   stay in step and arrive in bursts of eight), for --duration seconds. Two seconds in, a
+   sync of the KnowBe4 connection is queued (sync.services.queue_sync); four seconds in,
+   --pushes reconcile cards are approved, turned into a Test Mode report and confirmed
+   (review.services.approve, push.test_mode, push.confirm), which queues the push to the
+   ConnectWise sandbox. The worker runs both while the clients measure; the bench then waits
+   for them to end and reports their outcome.
 
 Printed: the hardware, the organization, then per page and overall: requests, requests per
 second, p50/p95/p99 and max latency (ms, time.perf_counter around each request), errors
@@ -52,6 +54,7 @@ import html
 import logging
 import os
 import platform
+import random
 import re
 import secrets
 import shutil
@@ -143,7 +146,7 @@ def main():
         "--think",
         type=float,
         default=0,
-        help="seconds each client pauses after an answer (default 0: no pause)",
+        help="mean seconds each client pauses after an answer (default 0: no pause)",
     )
     options = parser.parse_args()
     if not 1 <= options.clients <= 64 or not 1 <= options.duration <= 900:
@@ -643,6 +646,7 @@ def client_loop(index, web_url, page_list, start, stop_at, think, results, failu
     latencies = collections.defaultdict(list)
     errors, sizes, samples, finished = collections.Counter(), collections.Counter(), [], []
     order = page_list[index % len(page_list) :] + page_list[: index % len(page_list)]
+    pauses = random.Random(index)
     try:
         try:
             for _, path, _ in order:  # warm-up round, not measured
@@ -669,7 +673,8 @@ def client_loop(index, web_url, page_list, start, stop_at, think, results, failu
                 if len(samples) < 5:
                     samples.append(f"{path}: {status}")
             if think:
-                time.sleep(min(think, max(0.0, stop_at[0] - time.perf_counter())))
+                pause = pauses.expovariate(1 / think)
+                time.sleep(min(pause, max(0.0, stop_at[0] - time.perf_counter())))
     finally:
         client.close()
     with results.lock:
@@ -786,7 +791,7 @@ def web_model(options) -> str:
     return f"{options.web_workers} sync processes"
 
 
-def windows(finished, started, seconds, width=10) -> str:
+def windows(finished, started, seconds, width=5) -> str:
     """Throughput and p95 of the requests that ended in each whole `width`-second window."""
     parts = []
     for start in range(0, int(seconds) - width + 1, width):
@@ -822,7 +827,7 @@ def run_all(options, base_url, processes) -> bool:
     print(
         f"gunicorn: {web_model(options)}; "
         f"worker: qcluster, 2 processes; {options.clients} clients, "
-        + (f"{options.think:g} s pause after each answer, " if options.think else "no pause, ")
+        + (f"pauses of {options.think:g} s on average, " if options.think else "no pause, ")
         + f"{options.duration:.0f} s",
         flush=True,
     )
@@ -897,9 +902,7 @@ def run_all(options, base_url, processes) -> bool:
     )
     print(sync_line)
     print(push_line)
-    print(
-        "by 10 s window (requests/s, p95 ms): " + windows(results.finished, load_started, seconds)
-    )
+    print("by 5 s window (requests/s, p95 ms): " + windows(results.finished, load_started, seconds))
     for line in failures + results.error_samples:
         print(f"error: {line}")
     print()
