@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.http import urlencode
-from django_otp import user_has_device
 
 
 def member_required(*roles: str):
@@ -43,10 +42,9 @@ def member_required(*roles: str):
 def second_factor_step(request) -> str | None:
     """Where a signed-in member must go before any organization page: the code of their
     authenticator app, or setting one up when the organization requires it."""
-    user = request.user
-    if user.is_verified():
+    if request.user.is_verified():
         return None
-    if user_has_device(user, confirmed=True):
+    if request.membership.has_confirmed_device:  # an authenticator app (TOTP, the only kind)
         return "tenancy:two_factor_verify"
     if request.membership.organization.require_two_factor:
         return "tenancy:two_factor"

@@ -1,4 +1,6 @@
+from django.db.models import Exists, OuterRef
 from django.utils.functional import SimpleLazyObject
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reconcile.tenancy.models import Membership
 
@@ -13,6 +15,12 @@ def user_memberships(request) -> list[Membership]:
             list(
                 Membership.objects.select_related("organization")
                 .filter(user=request.user)
+                # Read with it rather than asked apart on every page (access.second_factor_step).
+                .annotate(
+                    has_confirmed_device=Exists(
+                        TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+                    )
+                )
                 .order_by("created_at", "id")
             )
             if request.user.is_authenticated
