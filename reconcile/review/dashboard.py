@@ -147,44 +147,78 @@ def monthly_series(organization, months: int = 12, today: datetime.date | None =
     deleted newest id again, so an hour bounds how long such a series could be stale).
     """
     today = today or timezone.localdate()
-    state = CountHistory.objects.filter(organization=organization).aggregate(
-        count=Count("id"), newest=Max("id")
-    )
-    key = f"monthly-series:{organization.pk}:{months}:{today}:{state['count']}:{state['newest']}"
-    return cache.get_or_set(key, lambda: _fold(organization, months, today), SERIES_CACHE_SECONDS)
+    history = CountHistory.objects.filter(organization=organization)
+    key = f"monthly-series:{organization.pk}:{months}:{today}:{_points(history)}"
+    series = cache.get(key)
+    if series is None:
+        series = _fold(organization, month_ends(today, months))
+        cache.set(key, series, SERIES_CACHE_SECONDS)
+    return series
 
 
 SERIES_CACHE_SECONDS = 3600
 
 
-def _fold(organization, months: int, today: datetime.date) -> list:
+def _points(history) -> str:
+    """Which points there are (see monthly_series): their count and newest id."""
+    state = history.aggregate(count=Count("id"), newest=Max("id"))
+    return f"{state['count']}:{state['newest']}"
+
+
+def _fold(organization, ends: list[datetime.date]) -> list:
     """CountHistory holds change points per card: at a month end, each card counts the numbers
-    of its latest point on or before that day. One query reads the points up to today in
-    order; the fold keeps running sums, so it is linear in the points."""
-    ends = month_ends(today, months)
-    points = (
-        CountHistory.objects.filter(organization=organization, day__lte=today)
-        .order_by("day", "id")
-        .values_list("line_id", "psa_company_id", "psa_product_id", "day", "vendor_count", "billed")
-    )
-    current: dict[tuple, tuple[int, Decimal]] = {}
-    used, billed = 0, Decimal(0)
-    series = []
-    remaining = iter(ends)
-    end = next(remaining)
-    for line_id, company_id, product_id, day, vendor_count, billed_now in points.iterator(2000):
-        while day > end:
-            series.append({"month": end, "used": used, "billed": billed})
-            end = next(remaining)
-        key = ("line", line_id) if line_id is not None else ("new", company_id, product_id)
-        old_used, old_billed = current.get(key, (0, Decimal(0)))
-        new = (vendor_count or 0, billed_now or Decimal(0))
-        current[key] = new
-        used += new[0] - old_used
-        billed += new[1] - old_billed
-    series.append({"month": end, "used": used, "billed": billed})
-    series += [{"month": end, "used": used, "billed": billed} for end in remaining]
-    return series
+    of its latest point on or before that day. The points are read in order and folded with
+    running sums, linear in the points.
+
+    New points are dated today, so the fold up to the last month end is kept apart (under
+    those points' own count and newest id): after a sync, only this month's are folded again.
+    """
+    history = CountHistory.objects.filter(organization=organization)
+    if len(ends) < 2:
+        return _Fold().add(history.filter(day__lte=ends[-1]), ends).series
+    settled = ends[-2]
+    past = history.filter(day__lte=settled)
+    key = f"history-fold:{organization.pk}:{ends[0]}:{settled}:{_points(past)}"
+    fold = cache.get(key)
+    if fold is None:
+        fold = _Fold().add(past, ends[:-1])
+        cache.set(key, fold, SERIES_CACHE_SECONDS)
+    return fold.add(history.filter(day__gt=settled, day__lte=ends[-1]), ends[-1:]).series
+
+
+class _Fold:
+    """Each card's latest numbers (keyed by line, or by company and product for new revenue),
+    their sums, and the series of month ends passed."""
+
+    def __init__(self):
+        self.current: dict[tuple, tuple[int, Decimal]] = {}
+        self.used, self.billed = 0, Decimal(0)
+        self.series = []
+
+    def add(self, points, ends: list[datetime.date]) -> "_Fold":
+        """Fold `points` (all on or before ends[-1]), closing each of `ends` on the way."""
+        remaining = iter(ends)
+        end = next(remaining)
+        rows = points.order_by("day", "id").values_list(
+            "line_id", "psa_company_id", "psa_product_id", "day", "vendor_count", "billed"
+        )
+        for line_id, company_id, product_id, day, vendor_count, billed_now in rows.iterator(2000):
+            while day > end:
+                self._close(end)
+                end = next(remaining)
+            key = ("line", line_id) if line_id is not None else ("new", company_id, product_id)
+            old_used, old_billed = self.current.get(key, (0, Decimal(0)))
+            new = (vendor_count or 0, billed_now or Decimal(0))
+            self.current[key] = new
+            self.used += new[0] - old_used
+            self.billed += new[1] - old_billed
+        self._close(end)
+        for end in remaining:
+            self._close(end)
+        return self
+
+    def _close(self, end: datetime.date) -> None:
+        self.series.append({"month": end, "used": self.used, "billed": self.billed})
 
 
 def months_with_data(series: list) -> int:

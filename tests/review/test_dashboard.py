@@ -149,6 +149,29 @@ def test_monthly_series_is_cached_until_a_point_is_added_or_removed(
     assert dashboard.monthly_series(organization, today=today)[-1]["used"] == 0
 
 
+def test_after_a_new_point_only_this_months_points_are_folded_again(
+    organization, django_assert_num_queries
+):
+    line = BillingLineFactory(container__connection__organization=organization)
+    today = datetime.date(2026, 5, 15)
+    for month, used in ((1, 10), (2, 11), (3, 12), (4, 13)):
+        CountHistoryFactory(line=line, day=datetime.date(2026, month, 2), vendor_count=used)
+    other = BillingLineFactory(container=line.container)
+    CountHistoryFactory(line=other, day=datetime.date(2026, 5, 1), vendor_count=5)
+    assert [p["used"] for p in dashboard.monthly_series(organization, 4, today)] == [11, 12, 13, 18]
+    CountHistoryFactory(line=other, day=today, vendor_count=7)  # a sync today
+    # The series' key, the key of the fold up to April 30 (unchanged, kept) and May's points.
+    with django_assert_num_queries(3) as captured:
+        series = dashboard.monthly_series(organization, 4, today)
+    assert '"day" > ' in captured.captured_queries[-1]["sql"]  # May's points only
+    assert [p["used"] for p in series] == [11, 12, 13, 20]
+    CountHistoryFactory(line=line, day=datetime.date(2026, 3, 20), vendor_count=30)  # backfilled
+    series = dashboard.monthly_series(organization, 4, today)
+    assert [p["used"] for p in series] == [11, 30, 13, 20]  # April's point is later
+    cache.clear()
+    assert dashboard.monthly_series(organization, 4, today) == series  # the same, folded anew
+
+
 def test_monthly_series_without_history_is_zeros_and_the_chart_starts_with_data(organization):
     today = datetime.date(2026, 5, 15)
     series = dashboard.monthly_series(organization, months=12, today=today)
