@@ -27,7 +27,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
-from integrations import registry  # noqa: E402
+from integrations.models import VendorConnection  # noqa: E402
 from sandboxes.data import partner_by_slug  # noqa: E402
 
 
@@ -72,13 +72,13 @@ def run_all(base_url):
 
     organization = MembershipFactory().organization
     adapters = []
-    original = registry.adapter_for
+    original = VendorConnection.adapter
 
     def keep(conn):
         adapters.append(original(conn))
         return adapters[-1]
 
-    registry.adapter_for = keep
+    VendorConnection.adapter = keep
     print(f"database: {connection.vendor}; {os.cpu_count()} cores")
     print(
         f"{'partner':<8} {'accounts':>8} {'per':>4} {'pages':>5} {'import':<9} {'HTTP req':>8} "

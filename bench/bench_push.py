@@ -18,7 +18,7 @@ push. The floor is the least time the budget allows for the requests the push ne
 sent at exactly the budget's steady rate. (A sliding minute would let a client burst a whole
 minute's budget at once; TrueUp's pacing spreads it, at most limit/60 a second, because the
 budget is shared with the MSP's other integrations, and keeps a second of slack per minute,
-reconcile.http.SLACK_MS: 1/61 of the floor.) 429 answers are shown separately: with pacing
+reconcile.core.http.SLACK_MS: 1/61 of the floor.) 429 answers are shown separately: with pacing
 there should be none. Lost: a chosen line whose quantity, read back from the sandbox
 after the run, is not its target. Doubled: a line the sandbox's write log shows written more
 than once.
@@ -92,7 +92,7 @@ def sandbox_call(base_url, method, what, **kwargs):
 
 def run_all(base_url, limit, count):
     from psa import services
-    from psa.adapters.registry import adapter_class
+    from psa.providers import PROVIDERS
     from reconcile.sync import services as sync_services
     from reconcile.sync.models import SyncRun
     from tests.factories import MembershipFactory
@@ -100,7 +100,7 @@ def run_all(base_url, limit, count):
     membership = MembershipFactory(role="owner")
     actor, organization = membership.user, membership.organization
     settings, secrets = psa_connection_fields(KIND, base_url, PARTNER)
-    check = adapter_class(KIND)(settings=settings, secrets=secrets).test()  # the codebase
+    check = PROVIDERS[KIND].adapter_class(settings=settings, secrets=secrets).test()  # the codebase
     psa = services.connect(
         organization, actor, kind=KIND, settings=settings | check.settings, secrets=secrets
     )
@@ -278,13 +278,13 @@ def push_lines(organization, actor, lines):
 def lost_lines(base_url, psa, lines, targets) -> int:
     """Lines the sandbox does not bill at their target, read with an unpaced adapter once the
     sandbox's rate limit is off (verification is not part of the timed run)."""
-    from psa.adapters.base import LineKey
-    from psa.adapters.registry import adapter_class
+    from psa.providers import PROVIDERS
+    from psa.providers.base import LineKey
 
     faults = sandbox_call(base_url, "GET", "faults")
     sandbox_call(base_url, "POST", "faults", json={"rate_limit_per_minute": None})
     settings = {k: v for k, v in psa.settings.items() if k != "requests_per_minute"}
-    adapter = adapter_class(KIND)(settings=settings, secrets=psa.secrets())
+    adapter = PROVIDERS[KIND].adapter_class(settings=settings, secrets=psa.secrets())
     lost = 0
     for line in lines:
         key = LineKey(container_id=line.container.external_id, line_id=line.external_id)
@@ -305,7 +305,7 @@ def doubled_lines(writes) -> int:
 def crash_and_retry(base_url, psa, organization, actor, line):
     """A worker that died after the PSA applied its write: the item is left `pushing`, stale.
     push.retry recovers it (interrupted), queues it and the worker pushes it again."""
-    from psa.services import adapter_for, set_quantity
+    from psa.services import set_quantity
     from reconcile.review import push
     from reconcile.review import services as review
     from reconcile.review.models import PushBatch, PushItem, SeatDiscrepancy
@@ -318,7 +318,7 @@ def crash_and_retry(base_url, psa, organization, actor, line):
     item = batch.items.get(state=PushItem.State.QUEUED)
     PushBatch.objects.filter(pk=batch.pk).update(state=PushBatch.State.RUNNING)
     PushItem.objects.filter(pk=item.pk).update(state=PushItem.State.PUSHING, attempts=1)
-    adapter = adapter_for(psa)
+    adapter = psa.adapter()
     first = set_quantity(line, item.new_quantity, item.effective_date, actor, adapter)
     adapter.close()
     assert first.outcome == "confirmed", first.message

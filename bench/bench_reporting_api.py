@@ -30,7 +30,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from bench.bench_knowbe4_import import start_sandbox  # noqa: E402
-from integrations import registry  # noqa: E402
+from integrations.models import VendorConnection  # noqa: E402
 
 ACTIVE_USERS = 20_000
 ARCHIVED_USERS = 1_500
@@ -54,7 +54,7 @@ def main():
 
 def run_all(base_url):
     from integrations import services
-    from integrations.models import VendorAccount, VendorConnection
+    from integrations.models import VendorAccount
     from reconcile.sync import services as sync_services
     from reconcile.sync.models import SyncRun
     from tests.factories import MembershipFactory, VendorConnectionFactory
@@ -74,20 +74,20 @@ def run_all(base_url):
     organization = membership.organization
     vendor = VendorConnectionFactory(
         organization=organization,
-        kind=VendorConnection.Kind.KNOWBE4_REPORTING,
+        kind="knowbe4_reporting",
         base_url=tenant["base_url"],
         credential=tenant["key"],
         api_schema="",
     )
     adapters = []
-    original = registry.adapter_for
+    original = VendorConnection.adapter
 
     def keep(conn):
         adapters.append(original(conn))
         return adapters[-1]
 
-    registry.adapter_for = keep
-    registry.adapter_class(vendor.kind)  # imported once by a worker, not timed per sync
+    VendorConnection.adapter = keep
+    assert vendor.provider.adapter_class  # imported once by a worker, not timed per sync
     print(f"database: {connection.vendor}; {os.cpu_count()} cores")
     print(
         f"tenant: {ACTIVE_USERS:,} active + {ARCHIVED_USERS:,} archived users; limits 4/s, "

@@ -184,9 +184,8 @@ def main():
 
 def build(base_url, options):
     from integrations import services as vendor_services
-    from integrations.models import VendorConnection
     from psa import services as psa_services
-    from psa.adapters.registry import adapter_class
+    from psa.providers import PROVIDERS
     from reconcile.mapping import services as mapping
     from reconcile.review.services import reconcile_organization
     from reconcile.tenancy.services import sign_up
@@ -194,7 +193,7 @@ def build(base_url, options):
     user, organization = sign_up(EMAIL, PASSWORD, "Load Test Managed Services")
     started = time.perf_counter()
     settings, secrets_ = psa_connection_fields("connectwise", base_url, PARTNER)
-    check = adapter_class("connectwise")(settings=settings, secrets=secrets_).test()
+    check = PROVIDERS["connectwise"].adapter_class(settings=settings, secrets=secrets_).test()
     psa = psa_services.connect(
         organization,
         user,
@@ -206,7 +205,7 @@ def build(base_url, options):
     vendor = vendor_services.connect(
         organization,
         user,
-        kind=VendorConnection.Kind.KNOWBE4_PARTNER,
+        kind="knowbe4_partner",
         region="us",
         base_url=f"{base_url}/knowbe4/us/graphql",
         credential=partner_by_slug(PARTNER).key,
@@ -259,7 +258,6 @@ def map_services(organization, user):
 
 def pushable_cards(organization, count) -> list[int]:
     """Reconcile cards whose line the push can change (nothing would block them)."""
-    from psa.adapters.registry import adapter_class
     from psa.services import refusal_reason
     from reconcile.review.models import SeatDiscrepancy
 
@@ -277,7 +275,7 @@ def pushable_cards(organization, count) -> list[int]:
     )
     chosen = []
     for card in cards:
-        adapter = adapter_class(card.line.connection.kind)
+        adapter = card.line.connection.provider.adapter_class
         if not refusal_reason(card.line, card.target - card.line.included_quantity, adapter):
             chosen.append(card.pk)
         if len(chosen) == count:

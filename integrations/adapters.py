@@ -2,7 +2,7 @@
 
 An adapter is built from a connection's base URL and decrypted credential, talks to the vendor
 over HTTP, and hands back plain records; it never touches the database. Errors are raised as
-`reconcile.errors` exceptions whose message a person can read on the connection page.
+`reconcile.core.errors` exceptions whose message a person can read on the connection page.
 """
 
 import datetime
@@ -65,6 +65,15 @@ class VendorAdapter(ABC):
         self.base_url = base_url
         self.credential = credential
         self.api_schema = api_schema
+
+    @classmethod
+    def for_connection(cls, connection) -> "VendorAdapter":
+        """Built from a connection's URL, key and detected schema (`connection.adapter()`)."""
+        return cls(
+            base_url=connection.base_url,
+            credential=connection.credential(),
+            api_schema=connection.api_schema,
+        )
 
     @abstractmethod
     def test(self) -> ConnectionCheck:

@@ -1,24 +1,24 @@
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
-from reconcile import crypto
-from reconcile.connections import Connection
+from integrations.providers import PROVIDERS
+from reconcile.core import crypto
+from reconcile.core.connections import Connection
 from reconcile.tenancy.models import Organization
 
 
 class VendorConnection(Connection):
     """One vendor API credential of an organization, e.g. one KnowBe4 partner key."""
 
-    class Kind(models.TextChoices):
-        KNOWBE4_PARTNER = "knowbe4_partner", "KnowBe4 Partner API"
-        KNOWBE4_REPORTING = "knowbe4_reporting", "KnowBe4 Reporting API"
-        CSV_UPLOAD = "csv_upload", "CSV usage upload"
+    providers = PROVIDERS
+    side = "vendor"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="vendor_connections"
     )
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    kind = models.CharField(max_length=32)  # a kind of integrations.providers.PROVIDERS
     region = models.CharField(max_length=8)
     base_url = models.URLField(max_length=300)
     credential_encrypted = models.TextField(blank=True)
@@ -32,15 +32,22 @@ class VendorConnection(Connection):
     account_name = models.CharField(max_length=200, blank=True)
 
     def __str__(self):
-        if self.kind == self.Kind.CSV_UPLOAD:
-            return self.description or self.get_kind_display()
+        if not self.has_credential:
+            return self.description or self.kind_label
         name = self.description or self.account_name
-        label = name or f"{self.get_kind_display()} ({self.region.upper()})"
+        label = name or f"{self.kind_label} ({self.region.upper()})"
         return f"{label} …{self.credential_last4}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:detail", args=[self.pk])
+
+    def imported_counts(self) -> tuple[int, str, str]:
+        """(count, noun, more) for the status block: its live accounts."""
+        return self.accounts.filter(missing_since=None).count(), "customer account", ""
 
     @property
     def has_credential(self) -> bool:
-        return self.kind != self.Kind.CSV_UPLOAD
+        return self.provider.has_credential
 
     def set_credential(self, secret: str) -> None:
         self.credential_encrypted = crypto.encrypt(secret)

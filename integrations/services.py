@@ -14,8 +14,8 @@ from integrations.models import (
     VendorConnection,
     VendorService,
 )
-from reconcile.bulk import ImportCounts, insert_rows
-from reconcile.signals import connection_deleted
+from reconcile.core.bulk import ImportCounts, insert_rows
+from reconcile.core.signals import connection_deleted
 from reconcile.tenancy import audit
 
 ACCOUNT_FIELDS = [
@@ -96,7 +96,7 @@ def connect_reporting(
     return connect(
         organization,
         actor,
-        kind=VendorConnection.Kind.KNOWBE4_REPORTING,
+        kind="knowbe4_reporting",
         region=region,
         base_url=base_url,
         credential=credential,

@@ -10,6 +10,6 @@ urlpatterns = [
     path("<int:connection_id>/accounts/", views.accounts, name="accounts"),
     path("<int:connection_id>/rotate/", views.rotate_key, name="rotate"),
     path("<int:connection_id>/disconnect/", views.disconnect, name="disconnect"),
-    path("csv/", include("integrations.csv_usage.urls")),
-    path("knowbe4/reporting/", include("integrations.knowbe4.urls")),
+    path("csv/", include("integrations.providers.csv_upload.urls")),
+    path("knowbe4/reporting/", include("integrations.providers.knowbe4_reporting.urls")),
 ]

@@ -3,15 +3,15 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 
-from integrations import registry, services
-from integrations.knowbe4.client import graphql_url, region_label
-from integrations.knowbe4.forms import ConnectForm, RotateForm
-from integrations.knowbe4.partner import PartnerAdapter
-from integrations.knowbe4.reporting import site_label
+from integrations import services
 from integrations.models import VendorAccount, VendorConnection
-from reconcile.errors import ExternalAPIError
+from integrations.providers.knowbe4_partner.adapter import PartnerAdapter
+from integrations.providers.knowbe4_partner.client import graphql_url, region_label
+from integrations.providers.knowbe4_partner.forms import ConnectForm, RotateForm
+from integrations.providers.knowbe4_reporting.adapter import site_label
+from reconcile.core.errors import ExternalAPIError
+from reconcile.core.signals import request_sync
 from reconcile.forms import DeleteConnectionForm
-from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
@@ -55,7 +55,7 @@ def detail(request, connection_id):
             "connection": connection,
             "region": (
                 site_label(connection.base_url)
-                if connection.kind == VendorConnection.Kind.KNOWBE4_REPORTING
+                if connection.kind == "knowbe4_reporting"
                 else region_label(connection.base_url)
             ),
             "account": connection.accounts.filter(missing_since=None).first(),
@@ -90,13 +90,13 @@ def accounts(request, connection_id):
 @member_required(Role.OWNER)
 def rotate_key(request, connection_id):
     connection = get_for_org(
-        VendorConnection.objects.exclude(kind=VendorConnection.Kind.CSV_UPLOAD),
+        VendorConnection.objects.exclude(kind="csv_upload"),
         request,
         pk=connection_id,
     )
     form = RotateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        adapter = registry.adapter_class(connection.kind)(
+        adapter = connection.provider.adapter_class(
             base_url=connection.base_url, credential=form.cleaned_data["api_key"]
         )
         try:

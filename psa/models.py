@@ -2,10 +2,12 @@ import json
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
-from reconcile import crypto
-from reconcile.connections import Connection
+from psa.providers import PROVIDERS
+from reconcile.core import crypto
+from reconcile.core.connections import Connection
 from reconcile.tenancy.models import Organization
 
 QUANTITY = {"max_digits": 12, "decimal_places": 2}
@@ -15,15 +17,13 @@ MONEY = {"max_digits": 14, "decimal_places": 4}
 class PSAConnection(Connection):
     """One PSA an organization bills through, with its credentials and chosen container types."""
 
-    class Kind(models.TextChoices):
-        CONNECTWISE = "connectwise", "ConnectWise PSA"
-        AUTOTASK = "autotask", "Autotask PSA"
-        HALO = "halo", "HaloPSA"
+    providers = PROVIDERS
+    side = "psa"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="psa_connections"
     )
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    kind = models.CharField(max_length=32)  # a kind of psa.providers.PROVIDERS
     # Non-secret settings the adapter needs (site, codebase, zone URL, auth server, …).
     settings = models.JSONField(default=dict)
     secrets_encrypted = models.TextField(blank=True)
@@ -33,7 +33,20 @@ class PSAConnection(Connection):
     container_type_names = models.JSONField(default=list)
 
     def __str__(self):
-        return self.description or self.get_kind_display()
+        return self.description or self.kind_label
+
+    def get_absolute_url(self) -> str:
+        return reverse("psa:detail", args=[self.pk])
+
+    def imported_counts(self) -> tuple[int, str, str]:
+        """(count, noun, more) for the status block: its live lines, and its companies."""
+        live = {"connection": self, "missing_since": None}
+        companies = PSACompany.objects.filter(**live).count()
+        return (
+            BillingLine.objects.filter(**live).count(),
+            "billing line",
+            f"{companies} companies · ",
+        )
 
     def set_secrets(self, secrets: dict) -> None:
         self.secrets_encrypted = crypto.encrypt(json.dumps(secrets))

@@ -6,8 +6,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from psa.adapters.base import CompanyRecord, LineKey, LineRecord, ProductRecord
-from psa.adapters.registry import adapter_class
 from psa.models import (
     BillingContainer,
     BillingLine,
@@ -16,18 +14,13 @@ from psa.models import (
     PSAProduct,
     QuantityPush,
 )
-from reconcile.bulk import ImportCounts, upsert_rows
-from reconcile.errors import ExternalAPIError, WriteRejected
-from reconcile.signals import connection_deleted
+from psa.providers.base import CompanyRecord, LineKey, LineRecord, ProductRecord
+from reconcile.core.bulk import ImportCounts, upsert_rows
+from reconcile.core.errors import ExternalAPIError, WriteRejected
+from reconcile.core.signals import connection_deleted
 from reconcile.tenancy import audit
 
 MAX_QUANTITY = Decimal(1_000_000)
-
-
-def adapter_for(connection: PSAConnection):
-    return adapter_class(connection.kind)(
-        settings=connection.settings, secrets=connection.secrets()
-    )
 
 
 @transaction.atomic
@@ -267,7 +260,7 @@ def set_quantity(
     ledger and the audit log, whatever its outcome. Pass `adapter` to push many lines of one
     connection through one session (and one rate limit).
     """
-    adapter = adapter or adapter_for(line.connection)
+    adapter = adapter or line.connection.adapter()
     push = QuantityPush(
         organization_id=line.organization_id,
         line=line,

@@ -6,25 +6,25 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from psa import services
-from psa.adapters.registry import adapter_class
-from psa.forms import DEFAULT_BUDGETS, FORMS, ContainerTypesForm, RequestBudgetForm
+from psa.forms import ContainerTypesForm, RequestBudgetForm
 from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct, QuantityPush
-from reconcile.errors import ExternalAPIError
+from psa.providers import PROVIDERS
+from reconcile.core.errors import ExternalAPIError
+from reconcile.core.signals import request_sync
 from reconcile.forms import DeleteConnectionForm
-from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
 
 def _form_class(kind: str):
-    if kind not in FORMS:
+    if kind not in PROVIDERS:
         raise Http404("No such PSA")
-    return FORMS[kind]
+    return PROVIDERS[kind].form_class
 
 
 def _check(kind: str, form):
     """Test the credentials; returns (ConnectionCheck, None) or (None, error message)."""
-    adapter = adapter_class(kind)(settings=form.settings(), secrets=form.secrets())
+    adapter = PROVIDERS[kind].adapter_class(settings=form.settings(), secrets=form.secrets())
     try:
         return adapter.test(), None
     except ExternalAPIError as error:
@@ -34,7 +34,7 @@ def _check(kind: str, form):
 @member_required(Role.OWNER)
 def connect(request, kind):
     form = _form_class(kind)(request.POST or None)
-    label = PSAConnection.Kind(kind).label
+    label = PROVIDERS[kind].label
     if request.method == "POST" and form.is_valid():
         check, error = _check(kind, form)
         if error:
@@ -70,7 +70,7 @@ def test_connection(request, kind):
 def choose_types(request, connection_id):
     connection = get_for_org(PSAConnection, request, pk=connection_id)
     try:
-        options = services.adapter_for(connection).container_types()
+        options = connection.adapter().container_types()
     except ExternalAPIError as error:
         return render(request, "psa/types.html", {"connection": connection, "error": str(error)})
     choices = [(option.external_id, option.name) for option in options]
@@ -108,7 +108,7 @@ def _detail(request, connection, budget_form=None, status=200):
             "read_only_count": lines.exclude(read_only_reason="").count(),
             "runs": connection.sync_runs.all()[:10],
             "budget": budget,
-            "budget_default": DEFAULT_BUDGETS.get(connection.kind, "not limited"),
+            "budget_default": connection.provider.budget,
             "budget_form": budget_form
             or RequestBudgetForm(kind=connection.kind, initial={"requests_per_minute": budget}),
         },
@@ -130,8 +130,7 @@ def request_budget(request, connection_id):
         request,
         f"TrueUp now sends at most {budget:,} requests a minute to {connection}."
         if budget
-        else f"TrueUp now keeps to the default for {connection}: "
-        f"{DEFAULT_BUDGETS.get(connection.kind, 'not limited')}.",
+        else f"TrueUp now keeps to the default for {connection}: {connection.provider.budget}.",
     )
     return redirect("psa:detail", connection.pk)
 

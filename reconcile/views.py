@@ -10,6 +10,7 @@ from django_q.models import Success
 
 from integrations.models import VendorConnection
 from psa.models import PSAConnection
+from psa.providers import PROVIDERS as PSA_PROVIDERS
 from reconcile.review import dashboard
 from reconcile.tenancy.access import member_required
 
@@ -44,7 +45,7 @@ def integrations(request):
                 organization=request.organization
             ).annotate(account_count=Count("accounts", filter=Q(accounts__missing_since=None))),
             "psa_connections": PSAConnection.objects.filter(organization=request.organization),
-            "psa_kinds": PSAConnection.Kind.choices,
+            "psa_kinds": PSA_PROVIDERS.choices(),
         },
     )
 

@@ -58,7 +58,7 @@ class VendorConnectionFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
-    kind = VendorConnection.Kind.KNOWBE4_PARTNER
+    kind = "knowbe4_partner"
     region = "us"
     base_url = "http://127.0.0.1:9/knowbe4/us/graphql"
     state = VendorConnection.State.ACTIVE
@@ -125,7 +125,7 @@ class PSAConnectionFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
-    kind = PSAConnection.Kind.CONNECTWISE
+    kind = "connectwise"
     settings = factory.LazyFunction(lambda: {"site": "http://127.0.0.1:9/connectwise"})
     state = PSAConnection.State.ACTIVE
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from integrations.models import VendorAccount, VendorService
 from psa.models import PSACompany, PSAProduct
-from reconcile.fragments import RowsDigest
+from reconcile.core.fragments import RowsDigest
 from reconcile.mapping.matching import (
     NameKeys,
     Suggestion,

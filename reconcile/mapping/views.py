@@ -9,14 +9,14 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import VendorAccount, VendorConnection, VendorService
 from psa.models import PSACompany, PSAProduct
-from reconcile.fragments import fingerprint
+from reconcile.core.fragments import fingerprint
+from reconcile.core.signals import request_sync
 from reconcile.mapping import services
 from reconcile.mapping.models import (
     AccountMapping,
     MappingState,
     ServiceMapping,
 )
-from reconcile.signals import request_sync
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 

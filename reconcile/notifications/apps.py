@@ -9,13 +9,13 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from integrations.models import VendorConnection
         from psa.models import PSAConnection
-        from reconcile.notifications import services
-        from reconcile.signals import (
+        from reconcile.core.signals import (
             connection_quarantined,
             push_batch_finished,
             sync_failed,
             sync_succeeded,
         )
+        from reconcile.notifications import services
 
         # Sent in the worker (after a sync or a push); this app sits above every other one,
         # which only send signals and never import it.

@@ -24,7 +24,6 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from integrations.models import UsageSnapshot, VendorAccount, VendorConnection
-from psa.models import PSAConnection
 from reconcile.mapping.models import MappingState
 from reconcile.notifications.models import Kind, Notification, NotificationPreference, channels
 from reconcile.review.models import PushBatch, PushItem
@@ -118,9 +117,7 @@ def _message(template: str, **context) -> str:
 
 
 def connection_url(connection) -> str:
-    if isinstance(connection, PSAConnection):
-        return reverse("psa:detail", args=[connection.pk])
-    return reverse("integrations:detail", args=[connection.pk])
+    return connection.get_absolute_url()
 
 
 def _quietly(receiver):
@@ -167,7 +164,7 @@ def on_connection_quarantined(sender, *, connection, run: SyncRun | None = None,
     connection.refresh_from_db()
     if not connection.quarantined_at:
         return 0
-    kind = "psa" if isinstance(connection, PSAConnection) else "vendor"
+    kind = connection.side
     return notify(
         connection.organization_id,
         Kind.QUARANTINED,

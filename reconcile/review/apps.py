@@ -7,8 +7,8 @@ class ReviewConfig(AppConfig):
     verbose_name = "Review"
 
     def ready(self):
+        from reconcile.core.signals import connection_deleted, sync_succeeded
         from reconcile.review import services
-        from reconcile.signals import connection_deleted, sync_succeeded
 
         sync_succeeded.connect(services.on_sync_succeeded, dispatch_uid="review.reconcile")
         connection_deleted.connect(

@@ -18,7 +18,7 @@ from django.template.loader import get_template
 from django.utils.safestring import mark_safe
 
 from psa.models import PSAProduct
-from reconcile.fragments import RowDigest
+from reconcile.core.fragments import RowDigest
 from reconcile.review.models import CompanyTag, SeatDiscrepancy
 
 # The rows a card shows besides its own (select_related paths, each hop listed).

@@ -15,7 +15,7 @@ from django.utils import dateformat, timezone
 
 from integrations.models import VendorConnection
 from psa.models import PSAConnection
-from reconcile.connections import Connection, PollingInterval
+from reconcile.core.connections import Connection, PollingInterval
 from reconcile.mapping.services import unmapped_accounts
 from reconcile.review.models import CountHistory, Decision, SeatDiscrepancy
 from reconcile.sync.models import SyncRun

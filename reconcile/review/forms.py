@@ -1,7 +1,6 @@
 from django import forms
 from django.utils import timezone
 
-from psa.adapters.registry import adapter_class
 from psa.services import MAX_QUANTITY
 from reconcile.review.models import BillingRule
 from reconcile.review.services import first_of_next_month
@@ -39,11 +38,9 @@ class AdjustForm(forms.Form):
     def clean_quantity(self):
         quantity = self.cleaned_data["quantity"]
         line = self.card.line if self.card else None
-        whole_units = line and adapter_class(line.connection.kind).whole_units
+        whole_units = line and line.connection.provider.adapter_class.whole_units
         if whole_units and quantity != quantity.to_integral_value():
-            raise forms.ValidationError(
-                f"{line.connection.get_kind_display()} takes whole seats only."
-            )
+            raise forms.ValidationError(f"{line.connection.kind_label} takes whole seats only.")
         return quantity
 
 

@@ -23,12 +23,11 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from psa.adapters.registry import adapter_class
 from psa.models import QuantityPush
-from psa.services import adapter_for, refusal_reason, set_quantity
+from psa.services import refusal_reason, set_quantity
+from reconcile.core.signals import push_batch_finished
 from reconcile.review.models import Decision, PushBatch, PushItem, SeatDiscrepancy
 from reconcile.review.services import reconcile_organization
-from reconcile.signals import push_batch_finished
 from reconcile.tenancy import audit
 
 logger = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def blocked_reason(card: SeatDiscrepancy, today: datetime.date) -> str:
         return f"The effective date {card.effective_date:%Y-%m-%d} is in the past."
     if card.decided_quantity == line.quantity + line.included_quantity:
         return "The PSA already bills this quantity."
-    return refusal_reason(line, _to_send(card), adapter_class(line.connection.kind))
+    return refusal_reason(line, _to_send(card), line.connection.provider.adapter_class)
 
 
 def _to_send(card: SeatDiscrepancy):
@@ -241,7 +240,7 @@ def run_batch(batch_id: int) -> PushBatch | None:
         connection = item.line.connection
         try:
             if connection.pk not in adapters:
-                adapters[connection.pk] = adapter_for(connection)
+                adapters[connection.pk] = connection.adapter()
             push = set_quantity(
                 item.line,
                 item.new_quantity,

@@ -12,7 +12,7 @@ from django_q.tasks import async_task
 
 from integrations.models import UsageSnapshot
 from psa.models import BillingLine, PSAProduct
-from reconcile.bulk import insert_rows, update_rows
+from reconcile.core.bulk import insert_rows, update_rows
 from reconcile.mapping.models import AccountMapping, MappingState, ServiceMapping
 from reconcile.review.models import (
     BillingRule,

@@ -11,7 +11,7 @@ class SyncConfig(AppConfig):
 
         from integrations.models import VendorConnection
         from psa.models import PSAConnection
-        from reconcile.signals import sync_requested
+        from reconcile.core.signals import sync_requested
         from reconcile.sync import services
 
         sync_requested.connect(services.on_sync_requested, dispatch_uid="sync.request")

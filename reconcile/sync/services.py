@@ -12,13 +12,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from integrations import registry
 from integrations import services as vendor_services
 from integrations.models import VendorConnection
 from psa import services as psa_services
 from psa.models import PSAConnection
-from reconcile.errors import CredentialRejected, ExternalAPIError
-from reconcile.signals import connection_quarantined, sync_failed, sync_succeeded
+from reconcile.core.errors import CredentialRejected, ExternalAPIError
+from reconcile.core.signals import connection_quarantined, sync_failed, sync_succeeded
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy import audit
 
@@ -27,9 +26,7 @@ logger = logging.getLogger(__name__)
 
 def _scope(connection) -> dict:
     """The SyncRun filter of a vendor or PSA connection."""
-    if isinstance(connection, PSAConnection):
-        return {"psa_connection": connection}
-    return {"vendor_connection": connection}
+    return {f"{connection.side}_connection": connection}
 
 
 def mark_stale_runs(connection) -> int:
@@ -109,10 +106,7 @@ def run_sync(run_id: int) -> SyncRun | None:
     run.note(f"Started ({run.get_trigger_display().lower()}).")
     _save_progress(run)
     try:
-        if run.psa_connection_id:
-            counts = _import_psa(run, connection)
-        else:
-            counts = _import_vendor(run, connection)
+        counts = IMPORTS[connection.side](run, connection)
     except ExternalAPIError as error:
         return _fail(run, connection, error, str(error))
     except Exception as error:
@@ -134,7 +128,7 @@ def run_sync(run_id: int) -> SyncRun | None:
 
 
 def _import_vendor(run: SyncRun, connection: VendorConnection):
-    adapter = registry.adapter_for(connection)
+    adapter = connection.adapter()
     staging = vendor_services.AccountImport(connection, run.pk)
     try:
         for page in prefetched(adapter.iter_account_pages()):
@@ -159,7 +153,7 @@ def _import_vendor(run: SyncRun, connection: VendorConnection):
 
 
 def _import_psa(run: SyncRun, connection: PSAConnection):
-    adapter = psa_services.adapter_for(connection)
+    adapter = connection.adapter()
     staging = psa_services.PSAImport(connection)
     steps = [
         ("companies", adapter.iter_companies(), staging.add_companies),
@@ -188,6 +182,9 @@ def _import_psa(run: SyncRun, connection: PSAConnection):
             f"{count.unchanged} unchanged, {count.removed} no longer listed."
         )
     return counts["lines"]
+
+
+IMPORTS = {"vendor": _import_vendor, "psa": _import_psa}
 
 
 def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
@@ -225,12 +222,8 @@ def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
 CONNECTION_MODELS = {"vendor": VendorConnection, "psa": PSAConnection}
 
 
-def connection_kind(connection) -> str:
-    return "psa" if isinstance(connection, PSAConnection) else "vendor"
-
-
 def schedule_name(connection) -> str:
-    return f"sync-{connection_kind(connection)}-{connection.pk}"
+    return f"sync-{connection.side}-{connection.pk}"
 
 
 def apply_schedule(connection) -> Schedule | None:
@@ -247,7 +240,7 @@ def apply_schedule(connection) -> Schedule | None:
         name=name,
         defaults={
             "func": "reconcile.sync.tasks.scheduled_sync",
-            "args": repr((connection_kind(connection), connection.pk)),
+            "args": repr((connection.side, connection.pk)),
             "schedule_type": Schedule.MINUTES,
             "minutes": interval,
             "repeats": -1,
@@ -301,15 +294,9 @@ def on_connection_deleted(sender, instance, **kwargs) -> None:
 # A connection's life: test, deactivate / activate, resume after quarantine.
 
 
-def adapter_for(connection):
-    if isinstance(connection, PSAConnection):
-        return psa_services.adapter_for(connection)
-    return registry.adapter_for(connection)
-
-
 def test_connection(connection) -> tuple[bool, str]:
     """Call the cheapest authenticated endpoint; (worked, what to tell the person)."""
-    adapter = adapter_for(connection)
+    adapter = connection.adapter()
     try:
         check = adapter.test()
     except ExternalAPIError as error:

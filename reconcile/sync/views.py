@@ -2,12 +2,11 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from integrations.models import VendorConnection
-from psa.models import BillingLine, PSACompany, PSAConnection
-from reconcile.connections import PollingInterval
+from psa.models import PSAConnection
+from reconcile.core.connections import PollingInterval
 from reconcile.sync import services
 from reconcile.sync.models import SyncRun
 from reconcile.sync.services import CONNECTION_MODELS, queue_sync
@@ -23,24 +22,15 @@ def _connection(request, kind: str, connection_id: int):
 
 
 def detail_url(connection) -> str:
-    if isinstance(connection, PSAConnection):
-        return reverse("psa:detail", args=[connection.pk])
-    return reverse("integrations:detail", args=[connection.pk])
+    return connection.get_absolute_url()
 
 
 def status_context(connection) -> dict:
     """What the status block of a vendor or PSA connection shows."""
-    if isinstance(connection, PSAConnection):
-        live = {"connection": connection, "missing_since": None}
-        count, noun = BillingLine.objects.filter(**live).count(), "billing line"
-        extra = f"{PSACompany.objects.filter(**live).count()} companies · "
-        kind = "psa"
-    else:
-        count, noun = connection.accounts.filter(missing_since=None).count(), "customer account"
-        extra, kind = "", "vendor"
+    count, noun, extra = connection.imported_counts()
     return {
         "connection": connection,
-        "kind": kind,
+        "kind": connection.side,
         "run": connection.sync_runs.first(),
         "count": count,
         "noun": noun,

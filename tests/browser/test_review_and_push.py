@@ -10,9 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from integrations.models import VendorService
-from psa import services as psa_services
-from psa.adapters.base import LineKey
 from psa.models import PSAProduct
+from psa.providers.base import LineKey
 from reconcile.mapping import services as mapping
 from reconcile.review.models import SeatDiscrepancy
 from reconcile.review.services import first_of_next_month
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def psa_quantity(line):
     line.refresh_from_db()
-    adapter = psa_services.adapter_for(line.connection)
+    adapter = line.connection.adapter()
     key = LineKey(line.container.external_id, line.external_id, line.raw)
     return adapter.read_line(key, on=first_of_next_month()).quantity
 

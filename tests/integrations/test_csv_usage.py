@@ -6,9 +6,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from integrations import registry
-from integrations.csv_usage import parser, services
-from integrations.csv_usage.parser import CsvRefused, Mapping
 from integrations.models import (
     CsvProfile,
     CsvUpload,
@@ -17,7 +14,9 @@ from integrations.models import (
     VendorConnection,
     VendorService,
 )
-from reconcile.errors import BadAnswer
+from integrations.providers.csv_upload import parser, services
+from integrations.providers.csv_upload.parser import CsvRefused, Mapping
+from reconcile.core.errors import BadAnswer
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import AuditEvent, Role
 from tests.conftest import login
@@ -444,7 +443,7 @@ def test_the_mapping_page_rereads_the_columns_when_the_separator_changes(owner_c
 
 
 def test_a_csv_connection_without_a_confirmed_file_tests_and_fails_its_sync_readably(connection):
-    adapter = registry.adapter_for(connection)
+    adapter = connection.adapter()
     assert "none is confirmed yet" in adapter.test().message
     with pytest.raises(BadAnswer, match="No CSV file is confirmed"):
         next(adapter.iter_account_pages())
@@ -464,7 +463,7 @@ def test_pages_of_accounts_for_a_large_file(owner, connection):
         connection, owner, csv_file("Customer,Service,Quantity\n" + rows), profile
     )
     CsvUpload.objects.filter(pk=csv_upload.pk).update(state=CsvUpload.State.IMPORTED)
-    pages = list(registry.adapter_for(connection).iter_account_pages())
+    pages = list(connection.adapter().iter_account_pages())
     assert [(p.number, p.total_pages, len(p.accounts)) for p in pages] == [
         (1, 3, 1000),
         (2, 3, 1000),

@@ -2,8 +2,14 @@
 
 import pytest
 
-from integrations.knowbe4.partner import PartnerAdapter
-from reconcile.errors import BadAnswer, CredentialRejected, RateLimited, ServerFault, Unreachable
+from integrations.providers.knowbe4_partner.adapter import PartnerAdapter
+from reconcile.core.errors import (
+    BadAnswer,
+    CredentialRejected,
+    RateLimited,
+    ServerFault,
+    Unreachable,
+)
 from sandboxes.data import PARTNERS, customers, partner_by_slug
 
 
@@ -110,7 +116,7 @@ def test_slow_answer_times_out(sandbox, settings):
 
 
 def test_numbers_typed_as_strings_or_junk_are_parsed_defensively():
-    from integrations.knowbe4.partner import to_int
+    from integrations.providers.knowbe4_partner.adapter import to_int
 
     assert [to_int(v) for v in ["50", " 12 ", "7.0", None, "", "n/a", 3]] == [
         50,

@@ -6,9 +6,15 @@ import time
 import httpx
 import pytest
 
-from integrations.knowbe4 import reporting as reporting_module
-from integrations.knowbe4.reporting import DailyLimitReached, ReportingAdapter
-from reconcile.errors import BadAnswer, CredentialRejected, RateLimited, ServerFault, Unreachable
+from integrations.providers.knowbe4_reporting import adapter as reporting_module
+from integrations.providers.knowbe4_reporting.adapter import DailyLimitReached, ReportingAdapter
+from reconcile.core.errors import (
+    BadAnswer,
+    CredentialRejected,
+    RateLimited,
+    ServerFault,
+    Unreachable,
+)
 from sandboxes import data
 
 REGIONS = ("us", "eu", "ca", "uk", "de")

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from integrations import services
 from integrations.models import UsageSnapshot, UserExclusion, VendorAccount, VendorConnection
-from reconcile.connections import PollingInterval
+from reconcile.core.connections import PollingInterval
 from reconcile.sync import services as sync_services
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import AuditEvent, Role
@@ -75,7 +75,7 @@ def tenant_connection(sandbox, reporting_urls, organization):
     tenant = make_tenant(sandbox, active_users=40, archived_users=4, service_accounts=3)
     connection = VendorConnectionFactory(
         organization=organization,
-        kind=VendorConnection.Kind.KNOWBE4_REPORTING,
+        kind="knowbe4_reporting",
         base_url=tenant["base_url"],
         credential=tenant["key"],
         api_schema="",

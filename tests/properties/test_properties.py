@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integrations.csv_usage.parser import Mapping, decode, parse, quantity_error
+from integrations.providers.csv_upload.parser import Mapping, decode, parse, quantity_error
 from reconcile.mapping.matching import auto_key, name_keys, score_pair
 from reconcile.review.forms import AdjustForm
 
@@ -103,7 +103,7 @@ def test_a_written_csv_reads_back_as_written(rows):
 @FAST
 @given(st.binary(max_size=2000))
 def test_any_bytes_are_decoded_or_refused_with_a_reason(data):
-    from integrations.csv_usage.parser import CsvRefused
+    from integrations.providers.csv_upload.parser import CsvRefused
 
     try:
         text, encoding = decode(data)

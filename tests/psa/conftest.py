@@ -2,7 +2,7 @@ import httpx
 import pytest
 
 from psa import services
-from psa.adapters.registry import adapter_class
+from psa.providers import PROVIDERS
 from sandboxes.demo import psa_connection_fields
 
 KINDS = ["connectwise", "autotask", "halo"]
@@ -25,7 +25,9 @@ class PSASandbox:
 
     def adapter(self, **settings):
         base_settings, secrets = demo_settings_and_secrets(self.kind, self.base_url)
-        return adapter_class(self.kind)(settings=base_settings | settings, secrets=secrets)
+        return PROVIDERS[self.kind].adapter_class(
+            settings=base_settings | settings, secrets=secrets
+        )
 
 
 @pytest.fixture(params=KINDS)
@@ -40,11 +42,11 @@ def make_psa_connection(sandbox, organization, owner, django_capture_on_commit_c
     def make(kind="connectwise", **settings):
         base_settings, secrets = demo_settings_and_secrets(kind, sandbox.base_url)
         base_settings |= settings
-        check = adapter_class(kind)(settings=base_settings, secrets=secrets).test()
+        check = PROVIDERS[kind].adapter_class(settings=base_settings, secrets=secrets).test()
         connection = services.connect(
             organization, owner, kind=kind, settings=base_settings | check.settings, secrets=secrets
         )
-        from reconcile.signals import request_sync
+        from reconcile.core.signals import request_sync
 
         with django_capture_on_commit_callbacks(execute=True):
             request_sync(connection, trigger="connect", actor=owner)

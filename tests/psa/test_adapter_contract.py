@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from psa.adapters.base import LineKey
-from reconcile.errors import CredentialRejected, ServerFault
+from psa.providers.base import LineKey
+from reconcile.core.errors import CredentialRejected, ServerFault
 from sandboxes import data, psa_data
 
 UNIVERSE = psa_data.universe("demo")

@@ -8,9 +8,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from psa.adapters.autotask import AutotaskAdapter
-from psa.adapters.base import ContainerType, LineKey
-from reconcile.errors import (
+from psa.providers.autotask.adapter import AutotaskAdapter
+from psa.providers.base import ContainerType, LineKey
+from reconcile.core.errors import (
     CredentialRejected,
     RateLimited,
     ServerFault,

@@ -8,10 +8,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from psa.adapters.base import LineKey
-from psa.adapters.connectwise import ConnectWiseAdapter
-from psa.adapters.registry import adapter_class
-from reconcile.errors import (
+from psa.providers import PROVIDERS
+from psa.providers.base import LineKey
+from psa.providers.connectwise.adapter import ConnectWiseAdapter
+from reconcile.core.errors import (
     BadAnswer,
     CredentialRejected,
     RateLimited,
@@ -71,7 +71,7 @@ def key_of(line) -> LineKey:
 
 
 def test_registry_names_the_adapter():
-    assert adapter_class("connectwise") is ConnectWiseAdapter
+    assert PROVIDERS["connectwise"].adapter_class is ConnectWiseAdapter
     assert ConnectWiseAdapter.kind == "connectwise"
     assert ConnectWiseAdapter.label == "ConnectWise PSA"
     assert ConnectWiseAdapter.delta_writes is False
@@ -189,7 +189,7 @@ def test_html_answer_is_unreachable(sandbox):
     faults(sandbox, fail_on_requests=[1], fail_status=500, html_errors=True)
     with pytest.raises(Unreachable) as error:
         make_adapter(sandbox).test()
-    assert "it answered with an HTML page (HTTP 500), not the API" in str(error.value)
+    assert "it answered with a web page (HTTP 500), not the API" in str(error.value)
 
 
 def test_nobody_listening_is_unreachable(sandbox):

@@ -10,9 +10,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from psa.adapters.base import LineKey
-from psa.adapters.halo import HaloAdapter
-from reconcile.errors import (
+from psa.providers.base import LineKey
+from psa.providers.halo.adapter import HaloAdapter
+from reconcile.core.errors import (
     CredentialRejected,
     RateLimited,
     ServerFault,

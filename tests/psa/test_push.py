@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from psa import services
-from psa.adapters.base import LineKey
 from psa.models import BillingLine, QuantityPush
+from psa.providers.base import LineKey
 from reconcile.tenancy.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def pushable(connection):
 
 
 def psa_quantity(line, on=None):
-    adapter = services.adapter_for(line.connection)
+    adapter = line.connection.adapter()
     key = LineKey(line.container.external_id, line.external_id, line.raw)
     return adapter.read_line(key, on=on).quantity
 

@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 
 from psa import services
-from psa.adapters.base import LineKey
 from psa.models import PSAConnection
-from reconcile import http
+from psa.providers.base import LineKey
+from reconcile.core import http
 from reconcile.tenancy.models import AuditEvent, Role
 from sandboxes import psa_data
 from sandboxes.connectwise import CURRENT_CODEBASE
@@ -52,7 +52,7 @@ def test_the_owner_sets_the_budget_and_it_is_audited(owner_client, connection):
         "site": "http://127.0.0.1:9/connectwise",
         "requests_per_minute": 1200,
     }
-    assert services.adapter_for(connection).limiter is not None
+    assert connection.adapter().limiter is not None
     page = owner_client.get(response.url).content.decode()
     assert "at most 1,200" in page and "1,200 requests a minute" in page  # and the message
     event = AuditEvent.objects.get(action="psa.request_budget")
@@ -65,7 +65,7 @@ def test_the_owner_sets_the_budget_and_it_is_audited(owner_client, connection):
     owner_client.post(budget_url(connection), {"requests_per_minute": ""})  # back to the default
     connection.refresh_from_db()
     assert "requests_per_minute" not in connection.settings
-    assert services.adapter_for(connection).limiter is None  # ConnectWise: back-off only
+    assert connection.adapter().limiter is None  # ConnectWise: back-off only
     assert AuditEvent.objects.filter(action="psa.request_budget").count() == 2
 
 
@@ -179,7 +179,7 @@ def test_a_paced_burst_is_spread_to_the_budget_and_never_answered_429(sandbox, o
         secrets=secrets,
     )
     services.set_request_budget(connection, owner, 600)  # 10 a second
-    adapter = services.adapter_for(PSAConnection.objects.get(pk=connection.pk))
+    adapter = PSAConnection.objects.get(pk=connection.pk).adapter()
     started = time.monotonic()
     try:
         assert burst(adapter) == expected()  # every request answered

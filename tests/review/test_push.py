@@ -8,9 +8,8 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from psa import services as psa_services
-from psa.adapters.base import LineKey
 from psa.models import QuantityPush
+from psa.providers.base import LineKey
 from reconcile.review import push, services
 from reconcile.review.models import PushBatch, PushItem, SeatDiscrepancy
 from reconcile.tenancy.models import AuditEvent
@@ -21,7 +20,7 @@ State = PushItem.State
 
 
 def psa_quantity(line):
-    adapter = psa_services.adapter_for(line.connection)
+    adapter = line.connection.adapter()
     key = LineKey(line.container.external_id, line.external_id, line.raw)
     return adapter.read_line(key, on=services.first_of_next_month()).quantity
 
@@ -128,7 +127,7 @@ def test_a_worker_that_died_mid_push_leaves_a_retryable_line_never_pushed_twice(
     item = PushItem.objects.get()
     # The worker claimed the item, sent the write, and died before recording the answer.
     line = cards[0].line
-    adapter = psa_services.adapter_for(line.connection)
+    adapter = line.connection.adapter()
     key = LineKey(line.container.external_id, line.external_id, line.raw)
     adapter.write_quantity(key, line.quantity, item.new_quantity, item.effective_date)
     PushItem.objects.filter(pk=item.pk).update(

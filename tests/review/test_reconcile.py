@@ -218,7 +218,7 @@ def test_a_successful_sync_reconciles_the_organization(
     from integrations.models import VendorAccount
     from psa import services as psa_services
     from psa.models import BillingLine
-    from reconcile.signals import request_sync
+    from reconcile.core.signals import request_sync
     from reconcile.sync.models import SyncRun
     from tests.psa.conftest import demo_settings_and_secrets
 

@@ -14,7 +14,7 @@ reads the review by them; a placeholder would silently rename a customer that wa
 yesterday, and a skipped company would be marked "no longer listed" with its lines losing their
 customer. The PSA or vendor is where the name has to be fixed, and the message says which record.
 
-10 MB answers are parsed (reconcile.http refuses only answers over `MAX_ANSWER_BYTES`, 32 MB:
+10 MB answers are parsed (reconcile.core.http refuses only answers over `MAX_ANSWER_BYTES`, 32 MB:
 a real page of 1,000 full ConnectWise companies is a few MB), and fail the run because a
 10 MB name is no name (TrueUp stores names of at most 300 characters); an answer over the cap
 is refused while it streams in, with "answer too large" (the last tests).
@@ -30,7 +30,6 @@ import pytest
 from starlette.responses import JSONResponse
 
 from integrations import services as vendor_services
-from integrations.knowbe4.partner import to_int
 from integrations.models import (
     StagedAccount,
     StagedUsage,
@@ -38,14 +37,17 @@ from integrations.models import (
     VendorAccount,
     VendorService,
 )
+from integrations.providers.knowbe4_partner.adapter import to_int
 from psa import services as psa_services
-from psa.adapters import autotask, connectwise, halo
-from psa.adapters.base import ContainerRecord
-from psa.adapters.registry import adapter_class
 from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
-from reconcile import http
-from reconcile.connections import PollingInterval
-from reconcile.errors import AnswerTooLarge, BadAnswer
+from psa.providers import PROVIDERS
+from psa.providers.autotask import adapter as autotask
+from psa.providers.base import ContainerRecord
+from psa.providers.connectwise import adapter as connectwise
+from psa.providers.halo import adapter as halo
+from reconcile.core import http
+from reconcile.core.connections import PollingInterval
+from reconcile.core.errors import AnswerTooLarge, BadAnswer
 from reconcile.sync import services, tasks
 from reconcile.sync.models import SyncRun
 from sandboxes.demo import psa_connection_fields
@@ -136,7 +138,7 @@ class Connected:
         else:
             base_settings, secrets = psa_connection_fields(kind, sandbox.base_url)
             base_settings["page_size"] = PAGE_SIZE
-            check = adapter_class(kind)(settings=base_settings, secrets=secrets).test()
+            check = PROVIDERS[kind].adapter_class(settings=base_settings, secrets=secrets).test()
             self.connection = psa_services.connect(
                 organization,
                 owner,
@@ -360,7 +362,7 @@ def test_the_next_good_import_succeeds_after_a_malformed_one(
 def test_the_switch_spoils_only_the_listed_requests_and_is_validated(sandbox):
     base, kind = f"{sandbox.base_url}/_sandbox/connectwise", "connectwise"
     site_settings, secrets = psa_connection_fields(kind, sandbox.base_url)
-    client = adapter_class(kind)(settings=site_settings, secrets=secrets)
+    client = PROVIDERS[kind].adapter_class(settings=site_settings, secrets=secrets)
     client.test()  # codebase lookup (1) and the company count (2)
     httpx.post(f"{base}/faults", json={"mangle": "wrong_types", "mangle_on_requests": [4]})
     api = client._session()

@@ -2,7 +2,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.core.management import call_command
 
-from reconcile import crypto
+from reconcile.core import crypto
 from tests.factories import PSAConnectionFactory, VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reconcile.signals import request_sync
+from reconcile.core.signals import request_sync
 from reconcile.sync import services
 from reconcile.sync.models import SyncRun
 from tests.factories import SyncRunFactory, VendorConnectionFactory
@@ -49,7 +49,7 @@ def test_an_unexpected_crash_fails_the_run_with_a_readable_message(monkeypatch):
     def explode(connection):
         raise KeyError("boom")
 
-    monkeypatch.setattr("integrations.registry.adapter_for", explode)
+    monkeypatch.setattr("integrations.models.VendorConnection.adapter", explode)
     services.run_sync(run.pk)
     run.refresh_from_db()
     run.vendor_connection.refresh_from_db()
@@ -66,7 +66,7 @@ def test_a_failure_that_left_garbage_on_the_run_still_records_the_failure(monkey
         run_.progress_done = {"x": 2}  # what a wrong-typed page number once produced
         raise KeyError("boom")
 
-    monkeypatch.setattr(services, "_import_vendor", broken)
+    monkeypatch.setitem(services.IMPORTS, "vendor", broken)
     services.run_sync(run.pk)
     run.refresh_from_db()
     assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"

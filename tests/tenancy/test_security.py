@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from integrations.models import VendorConnection
 from psa import services as psa_services
-from reconcile.signals import request_sync
+from reconcile.core.signals import request_sync
 from reconcile.tenancy.models import AuditEvent
 from sandboxes.demo import psa_connection_fields
 from tests.conftest import login

@@ -1,6 +1,6 @@
 from django import template
 
-from reconcile.connections import PollingInterval
+from reconcile.core.connections import PollingInterval
 from reconcile.sync.views import status_context
 
 register = template.Library()

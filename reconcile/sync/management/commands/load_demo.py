@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from psa import services as psa_services
 from psa.models import PSAConnection
+from reconcile.core.signals import request_sync
 from reconcile.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PASSWORD
-from reconcile.signals import request_sync
 from reconcile.tenancy import services
 from reconcile.tenancy.models import Membership
 

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from integrations.models import VendorConnection
 from psa.models import PSAConnection
-from reconcile import crypto
+from reconcile.core import crypto
 
 # Every column that holds a Fernet token.
 ENCRYPTED = [(VendorConnection, "credential_encrypted"), (PSAConnection, "secrets_encrypted")]

@@ -1,0 +1,178 @@
+"""A thin gql client for KnowBe4's GraphQL API, turning every failure into a readable error.
+
+The transport is httpx with the project's retry policy (reconcile.core.http): 429 and 502/503/504
+are retried with back-off honouring Retry-After before an error reaches this module. POST is
+safe to retry here because every request this client sends is a query.
+"""
+
+import time
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXTransport
+from graphql import GraphQLError, GraphQLSchema
+
+from reconcile.core import http
+from reconcile.core.errors import (
+    BadAnswer,
+    CredentialRejected,
+    ExternalAPIError,
+    RateLimited,
+    ServerFault,
+    Unreachable,
+)
+
+REGIONS = {
+    "us": "United States",
+    "eu": "European Union",
+    "ca": "Canada",
+    "uk": "United Kingdom",
+    "de": "Germany",
+}
+
+
+def graphql_url(region: str) -> str:
+    return settings.KNOWBE4_GRAPHQL_URLS[region]
+
+
+def region_label(base_url: str) -> str:
+    """Name a base URL by its region for messages ("US (training.knowbe4.com)")."""
+    for region, url in settings.KNOWBE4_GRAPHQL_URLS.items():
+        if url == base_url:
+            return f"{region.upper()} ({urlsplit(url).netloc})"
+    return urlsplit(base_url).netloc or base_url
+
+
+class GraphQLClient:
+    """One authenticated session: `with GraphQLClient(url, token) as api: api.execute(...)`.
+
+    Entering the session fetches the schema by introspection, so callers can ask which fields
+    exist (`has_field`) and gql validates every query against it before sending.
+    """
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.requests = 0
+        self.http_seconds = 0.0
+        self._last_status: int | None = None
+        self._last_was_json = True
+        transport = HTTPXTransport(
+            url=url,
+            **http.client_options(
+                retry_post=True,
+                api="KnowBe4",
+                headers={"Authorization": f"Bearer {token}"},
+                event_hooks={"response": [self._remember_status]},
+            ),
+        )
+        self._client = Client(transport=transport, fetch_schema_from_transport=True)
+        self._session = None
+
+    def _remember_status(self, response: httpx.Response) -> None:
+        self._last_status = response.status_code
+        self._last_was_json = "json" in response.headers.get("content-type", "")
+
+    def __enter__(self):
+        try:
+            self._session = self._call(self._client.__enter__)
+        except ExternalAPIError:
+            raise
+        except Exception as error:  # gql building a schema from whatever the answer held
+            raise BadAnswer(
+                f"KnowBe4 at {region_label(self.url)} answered the schema query with something "
+                f"that is not a GraphQL schema ({type(error).__name__})."
+            ) from error
+        return self
+
+    def __exit__(self, *exc_info):
+        self._client.__exit__(*exc_info)
+
+    @property
+    def schema(self) -> GraphQLSchema:
+        return self._client.schema
+
+    def has_field(self, type_name: str, field_name: str) -> bool:
+        graphql_type = self.schema.type_map.get(type_name)
+        return bool(graphql_type and field_name in getattr(graphql_type, "fields", {}))
+
+    def execute(self, query: str, variables: dict | None = None) -> dict:
+        return self._call(self._session.execute, GraphQLRequest(query, variable_values=variables))
+
+    def _call(self, function, *args):
+        where = region_label(self.url)
+        started = time.monotonic()
+        self.requests += 1
+        try:
+            return function(*args)
+        except TransportServerError as error:
+            if not self._last_was_json and error.code not in (401, 403, 429):
+                raise Unreachable(
+                    f"Could not reach KnowBe4 at {where}: it answered with a web page "
+                    f"(HTTP {error.code}), not the API. Check the region."
+                ) from error
+            raise _http_error(error.code, where) from error
+        except TransportQueryError as error:
+            if self._last_status and self._last_status >= 400:
+                raise _http_error(self._last_status, where) from error
+            raise BadAnswer(f"KnowBe4 answered with an error: {_first_message(error)}") from error
+        except TransportProtocolError as error:
+            if self._last_was_json:  # the API's content type, a body that is no GraphQL answer
+                raise BadAnswer(
+                    f"KnowBe4 at {where} answered with broken JSON or JSON that is not a GraphQL "
+                    f"answer (HTTP {self._last_status})."
+                ) from error
+            raise Unreachable(
+                f"Could not reach KnowBe4 at {where}: the answer was not the KnowBe4 API "
+                "(no GraphQL JSON). Check the region."
+            ) from error
+        except TransportConnectionFailed as error:
+            if isinstance(error.__cause__, ExternalAPIError):  # e.g. an answer too large
+                raise error.__cause__ from None
+            raise Unreachable(
+                f"Could not reach KnowBe4 at {where}: {_connection_reason(error)}."
+            ) from error
+        except GraphQLError as error:
+            raise BadAnswer(f"KnowBe4's API does not accept our query: {error.message}") from error
+        finally:
+            self.http_seconds += time.monotonic() - started
+
+
+def _http_error(status: int | None, where: str) -> ExternalAPIError:
+    if status in (401, 403):
+        return CredentialRejected(
+            f"KnowBe4 rejected the API key (HTTP {status}). Check that the key is a partner "
+            f"Product API token, that it has not expired or been revoked, and that the account "
+            f"lives in the region {where}."
+        )
+    if status == 429:
+        return RateLimited(
+            f"KnowBe4 at {where} is rate limiting requests (HTTP 429) and kept doing so after "
+            f"{settings.TRUEUP_HTTP_RETRIES} retries. Try again in a few minutes."
+        )
+    if status and status >= 500:
+        return ServerFault(f"KnowBe4 at {where} answered with a server error (HTTP {status}).")
+    return BadAnswer(f"KnowBe4 at {where} answered HTTP {status}.")
+
+
+def _first_message(error: TransportQueryError) -> str:
+    errors = error.errors or []
+    if errors and isinstance(errors[0], dict) and errors[0].get("message"):
+        return str(errors[0]["message"])[:300]
+    return str(error)[:300]
+
+
+def _connection_reason(error: Exception) -> str:
+    cause = error.__cause__
+    if isinstance(cause, httpx.TimeoutException):
+        return f"no answer within {settings.TRUEUP_HTTP_TIMEOUT:g} seconds"
+    if isinstance(cause, httpx.ConnectError):
+        return "the connection was refused or the host is unknown"
+    return str(cause or error)[:200]
