@@ -319,7 +319,7 @@ def test_an_exhausted_hourly_budget_is_rate_limited(sandbox, settings):
     with pytest.raises(RateLimited) as raised:
         next(pages)
     assert str(raised.value) == (
-        "Autotask refused customer companies because the request limit is reached (HTTP 429: "
+        "Autotask refused the request because the request limit is reached (HTTP 429: "
         "The API request threshold of this database has been exceeded.), and kept refusing "
         "after 4 retries. Autotask allows 10,000 requests per rolling hour per database, "
         "shared by all its integrations. Autotask asks to wait 60 minute(s)."
@@ -351,9 +351,10 @@ def test_a_server_error_while_paging_is_a_server_fault(sandbox):
     assert len(next(pages).items) == 50
     with pytest.raises(ServerFault) as raised:
         next(pages)
+    host = sandbox.base_url.split("://", 1)[1]
     assert str(raised.value) == (
-        "Autotask answered customer companies with a server error (HTTP 500): "
-        "An unexpected error occurred on the server.."
+        f"Autotask at {host} answered with a server error (HTTP 500): "
+        "An unexpected error occurred on the server."
     )
 
 

@@ -353,7 +353,7 @@ def test_refusal_carries_halos_message_status_and_body(sandbox):
     with pytest.raises(WriteRejected) as refused:
         _adapter(sandbox).write_quantity(_key(target), Decimal(1), Decimal(2), TODAY)
     assert str(refused.value) == (
-        "Halo refused the new quantity: The recurring invoice is locked by another user."
+        "Halo refused the change (HTTP 400): The recurring invoice is locked by another user."
     )
     assert refused.value.status_code == 400
     assert refused.value.body == '"The recurring invoice is locked by another user."'

@@ -31,7 +31,6 @@ import math
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings as django_settings
@@ -49,18 +48,18 @@ from psa.providers.base import (
     PSAAdapter,
     WriteAnswer,
 )
-from reconcile.core import http
+from reconcile.core import fields
 from reconcile.core.errors import (
     BadAnswer,
     CredentialRejected,
     ExternalAPIError,
     RateLimited,
-    ServerFault,
-    Unreachable,
     WriteRejected,
 )
 from reconcile.core.fields import excerpt, plain_json, record_id, record_name
+from reconcile.core.http import OutsideAPI
 
+API = "Autotask"
 ZONE_LOOKUP_URL = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation"
 MAX_RECORDS = 500  # Autotask's most records per page
 MAX_IN_VALUES = 500  # Autotask's most OR conditions (values of an `in` filter) per query
@@ -89,34 +88,16 @@ def _whole(value: Decimal) -> bool:
 
 
 def _decimal(value) -> Decimal | None:
-    """A JSON number (parsed as Decimal or int) or numeric string as an exact Decimal."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if not isinstance(value, int | float | str | Decimal):
-        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except ArithmeticError as error:
-        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.") from error
-    if not number.is_finite():
-        raise BadAnswer(f"Autotask sent {excerpt(value)} where a number belongs.")
-    return number
+    return fields.number(value, API)
 
 
 def _day(value) -> datetime.date | None:
     """The date of an Autotask date field ("2026-11-01T00:00:00"), which is not TZ-converted."""
-    if not value:
-        return None
-    try:
-        return datetime.date.fromisoformat(str(value)[:10])
-    except ValueError as error:
-        raise BadAnswer(f"Autotask sent {excerpt(value)} where a date belongs.") from error
+    return fields.date(value, API)
 
 
 def _object(record, what: str) -> dict:
-    if not isinstance(record, dict):
-        raise BadAnswer(f"Autotask answered {what} that is no object: {excerpt(record)}.")
-    return record
+    return fields.obj(record, API, what)
 
 
 def _int_id(value, what: str) -> int:
@@ -138,22 +119,6 @@ def _api_root(zone_url: str) -> str:
     if not root.lower().endswith("/v1.0"):
         root += "/V1.0"
     return root
-
-
-def _errors_text(response: httpx.Response) -> str:
-    """Autotask's `{"errors": [...]}` joined, or "" when the answer has none."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list):
-        return " ".join(str(e) for e in errors if e)[:500]
-    return ""
-
-
-def _is_json(response: httpx.Response) -> bool:
-    return "json" in response.headers.get("content-type", "")
 
 
 def _company(c: dict) -> CompanyRecord:
@@ -182,6 +147,42 @@ def _service(s: dict) -> ProductRecord:
     )
 
 
+class AutotaskAPI(OutsideAPI):
+    """What Autotask's answers mean beyond the common rules: its integration code, its
+    hourly budget, and a 401 that may mean the stored zone is not the user's any more."""
+
+    name = API
+    hint = "Check the zone URL."
+
+    def __init__(self, adapter: "AutotaskAdapter"):
+        super().__init__(limiter=adapter.limiter)
+        self.adapter = adapter
+
+    def rejected(self, response: httpx.Response) -> ExternalAPIError:
+        return CredentialRejected(self.adapter._rejection(response.status_code))
+
+    def special(self, response: httpx.Response, *, write: bool) -> ExternalAPIError | None:
+        status, errors = response.status_code, self.said(response)
+        if status not in (401, 403) and "integrationcode" in errors.lower().replace(" ", ""):
+            return CredentialRejected(
+                f"Autotask says the integration code is invalid (HTTP {status}: {errors}). "
+                "Use the API tracking identifier of the API user's security settings."
+            )
+        if status == 429:
+            wait = response.headers.get("Retry-After", "")
+            after = ""
+            if wait.isdigit():
+                after = f" Autotask asks to wait {math.ceil(int(wait) / 60)} minute(s)."
+            return RateLimited(
+                f"Autotask refused the request because the request limit is reached (HTTP 429: "
+                f"{errors or 'too many requests'}), and kept refusing after "
+                f"{django_settings.TRUEUP_HTTP_RETRIES} retries. Autotask allows "
+                f"{HOURLY_BUDGET:,} requests per rolling hour per database, shared by all its "
+                f"integrations.{after}"
+            )
+        return None
+
+
 class AutotaskAdapter(PSAAdapter):
     kind = "autotask"
     label = "Autotask PSA"
@@ -199,32 +200,18 @@ class AutotaskAdapter(PSAAdapter):
         self.zone_name = ""
         self._zone_discovered = False
         self.page_size = min(max(1, int(settings.get("page_size") or MAX_RECORDS)), MAX_RECORDS)
-        self.requests = 0  # HTTP requests sent by this adapter (retries not counted)
         self._budget_checked = False
-        self._reader: httpx.Client | None = None
-        self._writer: httpx.Client | None = None
+        self.api = AutotaskAPI(self)
 
     # --- HTTP ----------------------------------------------------------------------------------
 
     @property
-    def reader(self) -> httpx.Client:
-        """Queries are POSTs that only read: retried like GETs."""
-        if self._reader is None:
-            self._reader = http.client(retry_post=True, limiter=self.limiter, api="Autotask")
-        return self._reader
-
-    @property
-    def writer(self) -> httpx.Client:
-        """Adjustments are not idempotent: this client never retries a POST."""
-        if self._writer is None:
-            self._writer = http.client(retry_post=False, limiter=self.limiter, api="Autotask")
-        return self._writer
+    def requests(self) -> int:
+        """HTTP requests sent by this adapter (retries not counted)."""
+        return self.api.requests
 
     def close(self) -> None:
-        for client in (self._reader, self._writer):
-            if client is not None:
-                client.close()
-        self._reader = self._writer = None
+        self.api.close()
 
     def _headers(self) -> dict:
         return {
@@ -234,29 +221,11 @@ class AutotaskAdapter(PSAAdapter):
             "Content-Type": "application/json",
         }
 
-    def _send(self, client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
-        host = urlsplit(url).netloc or url
-        self.requests += 1
-        try:
-            return client.request(method, url, **kwargs)
-        except httpx.TimeoutException as error:
-            raise Unreachable(
-                f"Could not reach Autotask at {host}: no answer within "
-                f"{django_settings.TRUEUP_HTTP_TIMEOUT:g} seconds."
-            ) from error
-        except httpx.TransportError as error:
-            raise Unreachable(
-                f"Could not reach Autotask at {host}: the connection was refused or the host "
-                "is unknown. Check the zone URL."
-            ) from error
-
     def _zone_lookup(self) -> dict:
         if not self.username:
             raise CredentialRejected("Autotask needs the API user's user name (its email).")
-        response = self._send(
-            self.reader, "GET", self.zone_lookup_url, params={"user": self.username}
-        )
-        if response.status_code == 200 and _is_json(response):
+        response = self.api.transmit("GET", self.zone_lookup_url, params={"user": self.username})
+        if response.status_code == 200 and self.api.is_json(response):
             try:
                 zone = response.json()
             except ValueError:
@@ -264,12 +233,12 @@ class AutotaskAdapter(PSAAdapter):
             if isinstance(zone, dict) and isinstance(zone.get("url"), str) and zone["url"]:
                 return zone
             raise BadAnswer("Autotask's zone lookup answered without a zone URL.")
-        if response.status_code == 500 and _is_json(response):
+        if response.status_code == 500 and self.api.is_json(response):
             raise CredentialRejected(
                 f"Autotask found no zone for user {self.username}: check the API user's user "
-                f"name ({_errors_text(response) or 'HTTP 500'})."
+                f"name ({self.api.said(response) or 'HTTP 500'})."
             )
-        raise self._error(response, "the zone lookup")
+        raise self.api.error(response)
 
     def _root(self) -> str:
         if not self.zone_url:
@@ -280,62 +249,14 @@ class AutotaskAdapter(PSAAdapter):
         return _api_root(self.zone_url)
 
     def _call(self, method: str, path_or_url: str, what: str, **kwargs) -> dict:
-        """One read of the zone API as JSON (numbers as exact Decimals), or a readable error."""
+        """One read of the zone API as JSON (numbers as exact Decimals), or a readable error.
+        Queries are POSTs that only read: retried like GETs."""
         url = path_or_url if "://" in path_or_url else f"{self._root()}/{path_or_url}"
-        response = self._send(self.reader, method, url, headers=self._headers(), **kwargs)
-        if response.status_code != 200:
-            raise self._error(response, what)
-        try:
-            body = response.json(parse_float=Decimal)
-        except ValueError as error:
-            if _is_json(response):
-                raise BadAnswer(
-                    f"Autotask at {urlsplit(url).netloc} answered {what} with broken JSON "
-                    f"(HTTP {response.status_code})."
-                ) from error
-            raise Unreachable(
-                f"Autotask at {urlsplit(url).netloc} answered {what} with something that is not "
-                "the API (no JSON). Check the zone URL."
-            ) from error
+        response = self.api.send(method, url, retry_post=True, headers=self._headers(), **kwargs)
+        body = self.api.json(response, exact=True)
         if not isinstance(body, dict):
             raise BadAnswer(f"Autotask answered {what} with JSON that is not an object.")
         return body
-
-    def _error(self, response: httpx.Response, what: str) -> ExternalAPIError:
-        status = response.status_code
-        errors = _errors_text(response)
-        if status in (401, 403):
-            return CredentialRejected(self._rejection(status))
-        if "integrationcode" in errors.lower().replace(" ", ""):
-            return CredentialRejected(
-                f"Autotask says the integration code is invalid (HTTP {status}: {errors}). "
-                "Use the API tracking identifier of the API user's security settings."
-            )
-        if status == 429:
-            wait = response.headers.get("Retry-After", "")
-            after = ""
-            if wait.isdigit():
-                after = f" Autotask asks to wait {math.ceil(int(wait) / 60)} minute(s)."
-            return RateLimited(
-                f"Autotask refused {what} because the request limit is reached (HTTP 429: "
-                f"{errors or 'too many requests'}), and kept refusing after "
-                f"{django_settings.TRUEUP_HTTP_RETRIES} retries. Autotask allows "
-                f"{HOURLY_BUDGET:,} requests per rolling hour per database, shared by all its "
-                f"integrations.{after}"
-            )
-        if status >= 500:
-            detail = f": {errors}" if errors else ""
-            return ServerFault(
-                f"Autotask answered {what} with a server error (HTTP {status}){detail}."
-            )
-        if not _is_json(response):
-            return Unreachable(
-                f"Autotask at {urlsplit(str(response.url)).netloc} answered {what} with a web "
-                f"page (HTTP {status}), not the API. Check the zone URL."
-            )
-        return BadAnswer(
-            f"Autotask refused {what} (HTTP {status}): {errors or response.text[:300]}"
-        )
 
     def _rejection(self, status: int) -> str:
         """Why a 401 came: a wrong user or secret, or a stored zone that is not the user's."""
@@ -391,11 +312,11 @@ class AutotaskAdapter(PSAAdapter):
     def _threshold(self) -> dict | None:
         """ThresholdInformation, or None where the API does not offer it (404/405)."""
         url = f"{self._root()}/ThresholdInformation"
-        response = self._send(self.reader, "GET", url, headers=self._headers())
+        response = self.api.transmit("GET", url, headers=self._headers())
         if response.status_code in (404, 405):
             return None
         if response.status_code != 200:
-            raise self._error(response, "the request threshold information")
+            raise self.api.error(response)
         try:
             answer = response.json()
         except ValueError:
@@ -447,11 +368,11 @@ class AutotaskAdapter(PSAAdapter):
     def container_types(self) -> list[ContainerType]:
         """The contractType picklist from the API's entity information, else the documented one."""
         url = f"{self._root()}/Contracts/entityInformation/fields"
-        response = self._send(self.reader, "GET", url, headers=self._headers())
+        response = self.api.transmit("GET", url, headers=self._headers())
         if response.status_code in (404, 405):
             return [ContainerType(value, name) for value, name in CONTRACT_TYPES.items()]
         if response.status_code != 200:
-            raise self._error(response, "the contract fields")
+            raise self.api.error(response)
         try:
             fields = response.json().get("fields") or []
         except (ValueError, AttributeError) as error:
@@ -641,16 +562,14 @@ class AutotaskAdapter(PSAAdapter):
             "effectiveDate": f"{effective_date.isoformat()}T00:00:00",
         }
         url = f"{self._root()}/ContractServiceAdjustments"
-        response = self._send(self.writer, "POST", url, headers=self._headers(), json=body)
+        # Adjustments are not idempotent: this POST is never retried.
+        response = self.api.transmit("POST", url, headers=self._headers(), json=body)
         if response.status_code == 200:
             return WriteAnswer(200, response.text[:2000])
-        if response.status_code in (401, 403):
-            raise CredentialRejected(self._rejection(response.status_code))
-        if response.status_code == 429:
-            raise self._error(response, f"the adjustment of {where}")
-        errors = _errors_text(response)
-        if "integrationcode" in errors.lower().replace(" ", ""):
-            raise self._error(response, f"the adjustment of {where}")
+        errors = self.api.said(response)
+        refused = self.api.special(response, write=True)
+        if response.status_code in (401, 403) or refused:
+            raise refused or self.api.rejected(response)
         reason = errors or (
             "no reason given; the change may not have been applied, so read the units again "
             "before retrying"

@@ -16,7 +16,6 @@ next invoice Halo raises from the recurring invoice.
 """
 
 import datetime
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import httpx
-from django.conf import settings as django_settings
 
 from psa.providers.base import (
     CompanyRecord,
@@ -38,16 +36,15 @@ from psa.providers.base import (
     PSAAdapter,
     WriteAnswer,
 )
-from reconcile.core import http
+from reconcile.core import fields
 from reconcile.core.errors import (
     BadAnswer,
     CredentialRejected,
-    RateLimited,
-    ServerFault,
-    Unreachable,
+    ExternalAPIError,
     WriteRejected,
 )
 from reconcile.core.fields import excerpt, plain_json, record_id, record_name
+from reconcile.core.http import OutsideAPI, host_of
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_SCOPE = "all"
@@ -60,6 +57,49 @@ RECURRING_INVOICES = ContainerType(external_id="recurring_invoice", name="Recurr
 AREAS = {"Client": "customers", "Item": "items", "RecurringInvoice": "invoices"}
 CLIENT_FILTERS = {"includeactive": "true", "includeinactive": "true"}
 QUANTITY_SOURCES = {1: "users", 2: "assets", 3: "licences", 4: "subscriptions"}
+
+
+class HaloAPI(OutsideAPI):
+    """What Halo's answers mean beyond the common rules: its permission areas on 403."""
+
+    name = "Halo"
+    hint = "Check the resource server URL (it ends in /api)."
+
+    def said(self, response: httpx.Response) -> str:
+        """Halo's error text: a JSON string, OAuth's error_description, .NET's Message, or the
+        one value of a one-key object."""
+        said = super().said(response)
+        if said:
+            return said[:300]
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        if isinstance(body, dict) and len(body) == 1:
+            return str(next(iter(body.values()))).strip()[:300]
+        return ""
+
+    def rejected(self, response: httpx.Response) -> ExternalAPIError:
+        return CredentialRejected(
+            f"{self.where(response)} refused the token its authorisation server had just issued "
+            "(HTTP 401). Check that the resource server and authorisation server URLs belong "
+            "to the same Halo instance (and the tenant, if you set one)."
+        )
+
+    def special(self, response: httpx.Response, *, write: bool) -> ExternalAPIError | None:
+        if response.status_code != 403:
+            return None
+        resource = urlsplit(str(response.request.url)).path.split("/api/", 1)[-1].split("/")[0]
+        area = AREAS.get(resource, "invoices")
+        message = (
+            f"Halo's token lacks the {'edit' if write else 'read'}:{area} permission (HTTP 403)."
+        )
+        if self.said(response):
+            message += f" Halo said: {self.said(response)}"
+        message += " Add it to the application in Halo, or use the scope 'all'."
+        if write:
+            return WriteRejected(message, response.status_code, response.text)
+        return CredentialRejected(message)
 
 
 class HaloAdapter(PSAAdapter):
@@ -77,12 +117,16 @@ class HaloAdapter(PSAAdapter):
         self.tenant = str(settings.get("tenant") or "").strip()
         self.scope = str(settings.get("scope") or DEFAULT_SCOPE).strip()
         self.page_size = max(int(settings.get("page_size") or DEFAULT_PAGE_SIZE), 1)
-        self.requests = 0  # HTTP requests sent (token requests included), for the sync report
         self._token: str | None = None
         self._token_scope = ""
         self._token_renew_at = 0.0
-        self._http: httpx.Client | None = None
-        self._auth_http: httpx.Client | None = None
+        self.api = HaloAPI(
+            limiter=self.limiter,
+            location=urlsplit(self.resource_server).netloc,
+            headers={"Accept": "application/json"},
+        )
+        self.auth_api = HaloAPI(limiter=self.limiter, location=urlsplit(self.auth_server).netloc)
+        self.auth_api.hint = "Check the authorisation server URL (it ends in /auth)."
 
     # --- interface ---------------------------------------------------------------------------
 
@@ -94,7 +138,7 @@ class HaloAdapter(PSAAdapter):
         )
         latency_ms = round((time.monotonic() - started) * 1000)
         count = _record_count(body, "Client")
-        where = f"tenant {self.tenant}" if self.tenant else _host(self.resource_server)
+        where = f"tenant {self.tenant}" if self.tenant else host_of(self.resource_server)
         message = f"Halo accepted the client ID and secret ({where}, {count} clients)."
         granted = set(self._token_scope.split())
         if granted and not granted & {"all", "edit:invoices"}:
@@ -149,16 +193,23 @@ class HaloAdapter(PSAAdapter):
         if quantity < 0:
             raise WriteRejected(f"Halo takes no negative quantity (asked for {quantity}).")
         body = [
-            {"id": _id(key.line_id), "ihid": _id(key.container_id), "qty_order": _number(quantity)}
+            {
+                "id": _id(key.line_id),
+                "ihid": _id(key.container_id),
+                "qty_order": fields.json_number(quantity),
+            }
         ]
         response = self._send("POST", "RecurringInvoice/updatelines", json_body=body, write=True)
         return WriteAnswer(status_code=response.status_code, body=response.text[:2000])
 
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent (token requests included), for the sync report."""
+        return self.api.requests + self.auth_api.requests
+
     def close(self) -> None:
-        for client in (self._http, self._auth_http):
-            if client is not None:
-                client.close()
-        self._http = self._auth_http = None
+        self.api.close()
+        self.auth_api.close()
 
     # --- token -------------------------------------------------------------------------------
 
@@ -181,21 +232,11 @@ class HaloAdapter(PSAAdapter):
             "scope": self.scope,
         }
         params = {"tenant": self.tenant} if self.tenant else None
-        if self._auth_http is None:
-            # Asking for a token changes nothing, so it is retried like a read.
-            self._auth_http = http.client(retry_post=True, limiter=self.limiter, api="Halo")
-        response = self._transmit(self._auth_http, "POST", url, params=params, data=form)
-        where = f"Halo's authorisation server at {_host(self.auth_server)}"
-        if not _is_json(response) and response.status_code != 429:
-            raise Unreachable(
-                f"Could not reach {where}: {url} answered with a web page (HTTP "
-                f"{response.status_code}), not a token. Check the authorisation server URL "
-                "(it ends in /auth)."
-            )
-        if response.status_code == 429 or response.status_code >= 500:
-            self._raise_for_status(response, where)
-        answer = _json(response, where)
-        if response.status_code in (400, 401, 403):
+        # Asking for a token changes nothing, so it is retried like a read.
+        response = self.auth_api.transmit("POST", url, retry_post=True, params=params, data=form)
+        where = f"Halo's authorisation server at {host_of(self.auth_server)}"
+        if response.status_code in (400, 401, 403) and self.auth_api.is_json(response):
+            answer = self.auth_api.json(response)
             error = answer.get("error", "") if isinstance(answer, dict) else ""
             detail = answer.get("error_description", "") if isinstance(answer, dict) else ""
             detail = f": {detail}" if detail else ""
@@ -215,7 +256,9 @@ class HaloAdapter(PSAAdapter):
                 f"Halo refused to issue a token ({error or f'HTTP {response.status_code}'}"
                 f"{detail})."
             )
-        self._raise_for_status(response, where)
+        if response.status_code >= 300:
+            raise self.auth_api.error(response)
+        answer = self.auth_api.json(response)
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not token:
             raise BadAnswer(f"{where} answered without an access token.")
@@ -226,13 +269,6 @@ class HaloAdapter(PSAAdapter):
         self._token_renew_at = time.monotonic() + max(lifetime - margin, 0.0)
 
     # --- requests ----------------------------------------------------------------------------
-
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = http.client(
-                headers={"Accept": "application/json"}, limiter=self.limiter, api="Halo"
-            )
-        return self._http
 
     def _url(self, path: str) -> str:
         if not self.resource_server:
@@ -257,93 +293,19 @@ class HaloAdapter(PSAAdapter):
             self._token = None  # expired or revoked: normal, ask for a new one and repeat
             token, _ = self._access_token()
             response = self._authorised(method, url, token, params, json_body)
-        area = AREAS.get(path.split("/")[0], "invoices")
-        where = f"Halo at {_host(self.resource_server)}"
-        if response.status_code == 401:
-            raise CredentialRejected(
-                f"{where} refused the token its authorisation server had just issued (HTTP "
-                "401). Check that the resource server and authorisation server URLs belong "
-                "to the same Halo instance (and the tenant, if you set one)."
-            )
-        if response.status_code == 403:
-            verb = "edit" if write else "read"
-            message = f"Halo's token lacks the {verb}:{area} permission (HTTP 403)."
-            if _message(response):
-                message += f" Halo said: {_message(response)}"
-            message += " Add it to the application in Halo, or use the scope 'all'."
-            if write:
-                raise WriteRejected(message, response.status_code, response.text)
-            raise CredentialRejected(message)
-        if not _is_json(response) and response.status_code != 429:
-            if write and 400 <= response.status_code < 500 and response.status_code != 404:
-                raise WriteRejected(
-                    f"Halo refused the new quantity (HTTP {response.status_code}).",
-                    response.status_code,
-                    response.text,
-                )
-            raise Unreachable(
-                f"Could not reach the Halo API at {_host(self.resource_server)}: {url} answered "
-                f"with a web page (HTTP {response.status_code}), not the API. Check the "
-                "resource server URL (it ends in /api)."
-            )
-        if write and 400 <= response.status_code < 500 and response.status_code != 429:
-            said = _message(response) or f"HTTP {response.status_code}"
-            raise WriteRejected(
-                f"Halo refused the new quantity: {said}", response.status_code, response.text
-            )
-        if response.status_code == 404 and missing:
+        if response.status_code == 404 and missing and self.api.is_json(response):
             raise BadAnswer(f"Halo has no {missing} {path.rsplit('/', 1)[-1]} (HTTP 404).")
-        self._raise_for_status(response, where)
+        if response.status_code >= 300:
+            raise self.api.error(response, write=write)
         return response
 
     def _authorised(self, method, url, token, params, json_body) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
-        return self._transmit(
-            self._client(), method, url, params=params, json=json_body, headers=headers
-        )
-
-    def _transmit(self, client: httpx.Client, method: str, url: str, **options) -> httpx.Response:
-        self.requests += 1
-        try:
-            return client.request(method, url, **options)
-        except httpx.TimeoutException as error:
-            raise Unreachable(
-                f"Could not reach Halo at {_host(url)}: no answer within "
-                f"{django_settings.TRUEUP_HTTP_TIMEOUT:g} seconds."
-            ) from error
-        except httpx.ConnectError as error:
-            raise Unreachable(
-                f"Could not reach Halo at {_host(url)}: the connection was refused or the host "
-                "is unknown."
-            ) from error
-        except httpx.UnsupportedProtocol as error:
-            raise Unreachable(f"The Halo URL {url} is not an http(s) address.") from error
-        except httpx.HTTPError as error:
-            raise Unreachable(f"Could not reach Halo at {_host(url)}: {error}.") from error
-
-    def _raise_for_status(self, response: httpx.Response, where: str) -> None:
-        status = response.status_code
-        if status < 300:
-            return
-        said = _message(response)
-        said = f": {said}" if said else "."
-        if status == 429:
-            raise RateLimited(
-                f"{where} is rate limiting requests (HTTP 429) and kept doing so after "
-                f"{django_settings.TRUEUP_HTTP_RETRIES} retries. Try again in a few minutes."
-            )
-        if status >= 500:
-            raise ServerFault(f"{where} answered with a server error (HTTP {status}){said}")
-        if 300 <= status < 400:
-            raise Unreachable(
-                f"{where} redirected the request (HTTP {status}) to "
-                f"{response.headers.get('Location', 'elsewhere')}. Check the URL."
-            )
-        raise BadAnswer(f"{where} refused the request (HTTP {status}){said}")
+        return self.api.transmit(method, url, params=params, json=json_body, headers=headers)
 
     def _get(self, path: str, params: dict | None = None, missing: str = ""):
         response = self._send("GET", path, params=params, missing=missing)
-        return _json(response, f"Halo at {_host(self.resource_server)}", exact=True)
+        return self.api.json(response, exact=True)
 
     def _pages(self, resource: str, key: str, params: dict) -> Iterator[Page[dict]]:
         """Every record of a list, one `Page` per API page, until `record_count` are read."""
@@ -475,45 +437,6 @@ def _read_only_reason(line: dict) -> str:
 # --- values ------------------------------------------------------------------------------------
 
 
-def _json(response: httpx.Response, where: str, exact: bool = False):
-    """The body as JSON; with `exact`, numbers with a fraction become Decimal, digit for digit."""
-    try:
-        if exact:
-            return json.loads(response.text, parse_float=Decimal)
-        return response.json()
-    except ValueError as error:
-        if response.status_code >= 500:
-            raise ServerFault(
-                f"{where} answered with a server error (HTTP {response.status_code})."
-            ) from error
-        raise BadAnswer(
-            f"{where} answered HTTP {response.status_code} with a body that is not JSON."
-        ) from error
-
-
-def _is_json(response: httpx.Response) -> bool:
-    if not response.content:
-        return True  # an empty answer (Halo's 401) is judged by its status
-    return "json" in response.headers.get("content-type", "").lower()
-
-
-def _message(response: httpx.Response) -> str:
-    """Halo's error text: a JSON string, OAuth's error_description, .NET's Message, or a dict."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, str):
-        return body.strip()[:300]
-    if isinstance(body, dict):
-        for name in ("error_description", "Message", "message", "error", "title"):
-            if body.get(name):
-                return str(body[name]).strip()[:300]
-        if len(body) == 1:
-            return str(next(iter(body.values()))).strip()[:300]
-    return ""
-
-
 def _record_count(body, resource: str) -> int:
     count = body.get("record_count") if isinstance(body, dict) else None
     if isinstance(count, bool) or not isinstance(count, int | Decimal):
@@ -522,26 +445,7 @@ def _record_count(body, resource: str) -> int:
 
 
 def _decimal(value) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if not isinstance(value, int | str):
-        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.")
-    try:
-        number = Decimal(str(value).strip())
-    except ArithmeticError:
-        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.") from None
-    if not number.is_finite():
-        raise BadAnswer(f"Halo sent {excerpt(value)} where a number belongs.")
-    return number
-
-
-def _number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number: an int when whole, else the nearest double."""
-    return int(value) if value == value.to_integral_value() else float(value)
+    return fields.number(value, "Halo")
 
 
 def _float(value, default: float) -> float:
@@ -552,12 +456,7 @@ def _float(value, default: float) -> float:
 
 
 def _date(value) -> datetime.date | None:
-    if not value or not isinstance(value, str) or value.startswith(NO_DATE):
-        return None
-    try:
-        return datetime.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
+    return fields.date(value, "Halo", none=(NO_DATE,))
 
 
 def _reference(record: dict, *names: str) -> str:
@@ -573,7 +472,3 @@ def _id(value: str) -> int | str:
         return int(value)
     except (TypeError, ValueError):
         return value
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
