@@ -34,7 +34,7 @@ def _check(kind: str, form):
 @member_required(Role.OWNER)
 def connect(request, kind):
     form = _form_class(kind)(request.POST or None)
-    label = PROVIDERS[kind].label
+    provider = PROVIDERS[kind]
     if request.method == "POST" and form.is_valid():
         check, error = _check(kind, form)
         if error:
@@ -50,7 +50,8 @@ def connect(request, kind):
             )
             messages.success(request, check.message)
             return redirect("psa:types", connection.pk)
-    return render(request, "psa/connect.html", {"form": form, "kind": kind, "label": label})
+    context = {"form": form, "kind": kind, "label": provider.label, "provider": provider}
+    return render(request, "psa/connect.html", context)
 
 
 @require_POST

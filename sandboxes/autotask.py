@@ -116,6 +116,15 @@ def demo_credentials(base_url: str) -> dict:
     return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
+def connection_fields(base_url: str, slug: str = "demo") -> tuple[dict, dict]:
+    """What a person types into TrueUp's connect form for this partner: (settings, secrets)."""
+    c = partner_credentials(base_url, slug)
+    return (
+        {"zone_lookup_url": c["zone_lookup_url"], "zone_url": "", "username": c["username"]},
+        {"secret": c["secret"], "integration_code": c["integration_code"]},
+    )
+
+
 # --- wire format -------------------------------------------------------------------------------
 
 _COMPANY_TYPES = {"Customer": 1, "Prospect": 3, "Vendor": 7}

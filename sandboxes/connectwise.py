@@ -88,6 +88,15 @@ def demo_credentials(base_url: str) -> dict:
     return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
+def connection_fields(base_url: str, slug: str = "demo") -> tuple[dict, dict]:
+    """What a person types into TrueUp's connect form for this partner: (settings, secrets)."""
+    c = partner_credentials(base_url, slug)
+    return (
+        {"site": c["site"], "codebase": "", "client_id": c["client_id"]},
+        {key: c[key] for key in ("company_id", "public_key", "private_key")},
+    )
+
+
 # --- wire format -------------------------------------------------------------------------------
 
 _TYPE_IDS = {"Customer": (1, "Client"), "Prospect": (2, "Prospect"), "Vendor": (5, "Vendor")}

@@ -3,39 +3,20 @@
     python -m sandboxes.demo connectwise http://127.0.0.1:8001 [partner]
 
 prints `{"kind", "settings", "secrets"}` as JSON, split the way the form splits the fields;
-`make run` hands it to `manage.py load_demo` so the demo organization starts with a PSA.
+`make run` hands it to `manage.py load_demo` so the demo organization starts with a PSA. Each
+PSA provider names its sandbox's `connection_fields` (`Provider.sandbox`).
 """
 
 import json
 import sys
 
-from sandboxes import autotask, connectwise, halo
+from psa.providers import PROVIDERS
 
 
 def psa_connection_fields(kind: str, base_url: str, slug: str = "demo") -> tuple[dict, dict]:
-    if kind == "connectwise":
-        c = connectwise.partner_credentials(base_url, slug)
-        return (
-            {"site": c["site"], "codebase": "", "client_id": c["client_id"]},
-            {key: c[key] for key in ("company_id", "public_key", "private_key")},
-        )
-    if kind == "autotask":
-        c = autotask.partner_credentials(base_url, slug)
-        return (
-            {"zone_lookup_url": c["zone_lookup_url"], "zone_url": "", "username": c["username"]},
-            {"secret": c["secret"], "integration_code": c["integration_code"]},
-        )
-    if kind == "halo":
-        c = halo.partner_credentials(base_url, slug)
-        return (
-            {
-                "resource_server": c["resource_server"],
-                "auth_server": c["auth_server"],
-                "tenant": c["tenant"],
-            },
-            {"client_id": c["client_id"], "client_secret": c["client_secret"]},
-        )
-    raise ValueError(f"no PSA sandbox {kind!r}")
+    if kind not in PROVIDERS:
+        raise ValueError(f"no PSA sandbox {kind!r}")
+    return PROVIDERS[kind].sandbox_fields(base_url, slug)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,13 @@ def demo_credentials(base_url: str) -> dict:
     return partner_credentials(base_url, data.PARTNERS[data.DEMO_PARTNER_KEY].slug)
 
 
+def connection_fields(base_url: str, slug: str = "demo") -> tuple[dict, dict]:
+    """What a person types into TrueUp's connect form for this partner: (settings, secrets)."""
+    c = partner_credentials(base_url, slug)
+    settings = {key: c[key] for key in ("resource_server", "auth_server", "tenant")}
+    return settings, {"client_id": c["client_id"], "client_secret": c["client_secret"]}
+
+
 # --- wire format -------------------------------------------------------------------------------
 
 _TOP_LEVELS = {"Customer": (1, "Customers"), "Prospect": (2, "Prospects")}

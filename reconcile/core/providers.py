@@ -24,6 +24,13 @@ class Provider:
     budget: str = "not limited; TrueUp backs off when the API answers 429"
     # False for a provider without an outside credential (CSV uploads): no rotate, no test.
     has_credential: bool = True
+    # What a person does in the outside product before connecting, one step each (connect page).
+    setup: tuple[str, ...] = ()
+    # What the API calls the recurring billing a seat line sits on ("agreement").
+    container_noun: str = ""
+    # Dotted path of `connection_fields(base_url, slug) -> (settings, secrets)`: what a person
+    # would type into the connect form for a partner of the built-in sandbox.
+    sandbox: str = ""
 
     @cached_property
     def adapter_class(self):
@@ -32,6 +39,11 @@ class Provider:
     @cached_property
     def form_class(self):
         return import_string(self.form) if self.form else None
+
+    def sandbox_fields(self, base_url: str, slug: str = "demo") -> tuple[dict, dict]:
+        if not self.sandbox:
+            raise ValueError(f"{self.label} has no sandbox")
+        return import_string(self.sandbox)(base_url, slug)
 
 
 class Registry:
