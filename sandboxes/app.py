@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 
 from sandboxes import data
 
-SANDBOX_MODULES = ["knowbe4", "connectwise", "autotask", "halo"]
+SANDBOX_MODULES = ["knowbe4", "connectwise", "autotask", "halo", "syncro"]
 
 
 def _load_modules() -> dict[str, ModuleType]:

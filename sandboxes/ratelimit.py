@@ -168,7 +168,18 @@ REQUIRED_KEYS = frozenset(
     }
 )
 # What names a company, account or product in the sandboxes' answers ("null_names", "huge").
-NAME_KEYS = frozenset({"name", "companyName", "displayName", "description", "client_name"})
+# "huge" fills the first of them an object has, in this order (a person's name last: Syncro
+# names a customer by its business name and falls back on the person's).
+NAME_ORDER = (
+    "name",
+    "business_name",
+    "companyName",
+    "displayName",
+    "client_name",
+    "description",
+    "fullname",
+)
+NAME_KEYS = frozenset(NAME_ORDER)
 _MANGLE_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - Web Gateway</title></head>
 <body><h1>Your session has expired</h1>
@@ -268,7 +279,7 @@ def _huge(value) -> bytes:
         return False
 
     def name_it(node: dict) -> bool:
-        key = next((k for k in node if k in NAME_KEYS), None)
+        key = next((k for k in NAME_ORDER if k in node), None)
         if key is not None:
             node[key] = big
         return key is not None

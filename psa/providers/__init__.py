@@ -11,5 +11,6 @@ PROVIDERS = Registry(
         "psa.providers.connectwise",
         "psa.providers.autotask",
         "psa.providers.halo",
+        "psa.providers.syncro",
     ]
 )

@@ -5,7 +5,7 @@ from psa import services
 from psa.providers import PROVIDERS
 from sandboxes.demo import psa_connection_fields
 
-KINDS = ["connectwise", "autotask", "halo"]
+KINDS = PROVIDERS.kinds()  # a provider is in the contract suite once it is registered
 
 
 def demo_settings_and_secrets(kind: str, base_url: str) -> tuple[dict, dict]:

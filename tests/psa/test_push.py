@@ -7,6 +7,7 @@ import pytest
 
 from psa import services
 from psa.models import BillingLine, QuantityPush
+from psa.providers import PROVIDERS
 from psa.providers.base import LineKey
 from reconcile.tenancy.models import AuditEvent
 
@@ -31,7 +32,7 @@ def psa_quantity(line, on=None):
     return adapter.read_line(key, on=on).quantity
 
 
-@pytest.mark.parametrize("kind", ["connectwise", "autotask", "halo"])
+@pytest.mark.parametrize("kind", PROVIDERS.kinds())
 def test_a_confirmed_push_changes_the_psa_and_is_recorded(make_psa_connection, owner, kind):
     line = pushable(make_psa_connection(kind))
     target = line.quantity + 5

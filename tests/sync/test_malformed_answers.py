@@ -39,7 +39,7 @@ from integrations.models import (
 )
 from integrations.providers.knowbe4_partner.adapter import to_int
 from psa import services as psa_services
-from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
+from psa.models import BillingContainer, BillingLine, PSACompany, PSAProduct
 from psa.providers import PROVIDERS
 from psa.providers.autotask import adapter as autotask
 from psa.providers.base import ContainerRecord
@@ -55,12 +55,12 @@ from sandboxes.ratelimit import HUGE_BYTES, MANGLES, mangle_json, mangle_respons
 
 pytestmark = pytest.mark.django_db
 
+# How each provider's errors name it; a new PSA provider joins the suite under its label.
+NAMES = {"connectwise": "ConnectWise", "autotask": "Autotask", "halo": "Halo"}
 VENDOR_NAMES = {
     "knowbe4_partner": "KnowBe4",
     "knowbe4_reporting": "KnowBe4",
-    "connectwise": "ConnectWise",
-    "autotask": "Autotask",
-    "halo": "Halo",
+    **{kind: NAMES.get(kind, PROVIDERS[kind].label) for kind in PROVIDERS.kinds()},
 }
 PAGE_SIZE = 50  # several pages of companies (173) and of KnowBe4 accounts (160)
 
@@ -81,6 +81,7 @@ class Target:
 # - ConnectWise (codebase stored at connect): companies page 1, page 2, ...
 # - Autotask (zone stored at connect): the count of customer companies, companies page 1, 2, ...
 # - Halo: a token, clients page 1, page 2, ...
+# - any other PSA: companies page 1, page 2, ...
 TARGETS = {
     "knowbe4_partner": {None: Target(3, "Fetched page 1 of 4")},
     "knowbe4_reporting": {
@@ -95,7 +96,8 @@ TARGETS = {
 
 
 def target(kind: str, mangle: str) -> Target:
-    return TARGETS[kind].get(mangle) or TARGETS[kind][None]
+    targets = TARGETS.get(kind, {None: Target(2, "Fetched companies page 1")})
+    return targets.get(mangle) or targets[None]
 
 
 class Connected:
@@ -153,7 +155,7 @@ class Connected:
 
     @property
     def is_psa(self) -> bool:
-        return isinstance(self.connection, PSAConnection)
+        return self.connection.side == "psa"
 
     def requests(self) -> int:
         if self.is_psa:
