@@ -11,6 +11,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from integrations.models import CsvProfile, CsvUpload, UserExclusion, VendorConnection
+from psa.providers import PROVIDERS as PSA_PROVIDERS
 from reconcile.mapping.models import AccountMapping, ServiceMapping
 from reconcile.notifications.models import Notification
 from reconcile.review.models import PushBatch, SeatDiscrepancy
@@ -130,7 +131,7 @@ def arguments(name: str, converters: list[str], ids: dict, connections: dict) ->
             raise AssertionError(f"{name}: give the isolation suite a victim `{converter}`")
     if "connection_id" not in converters:
         if "kind" in converters:  # psa:connect/<kind>: no object, the outsider's own org
-            return [kwargs | {"kind": "connectwise"}]
+            return [kwargs | {"kind": kind} for kind in PSA_PROVIDERS.kinds()]
         return [kwargs]
     if "kind" in converters:
         return [
