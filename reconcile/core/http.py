@@ -211,22 +211,29 @@ class OutsideAPI:
         self, method: str, url: str, *, retry_post: bool = False, **options
     ) -> httpx.Response:
         """One request, whatever its status; only a failure to get an answer raises."""
-        where = self.location or urlsplit(url).netloc or url
         self.requests += 1
         try:
             return self.client(retry_post=retry_post).request(method, url, **options)
-        except httpx.TimeoutException as error:
-            raise Unreachable(
-                f"Could not reach {self.name} at {where}: no answer within "
-                f"{settings.TRUEUP_HTTP_TIMEOUT:g} seconds."
-            ) from error
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+        except httpx.InvalidURL as error:
             raise Unreachable(f"The {self.name} URL {url} is not an http(s) address.") from error
         except httpx.TransportError as error:
-            raise Unreachable(
-                f"Could not reach {self.name} at {where}: the connection was refused or the "
-                f"host is unknown. {self.hint}"
-            ) from error
+            raise self.unreachable(error, url) from error
+
+    def unreachable(self, error: httpx.TransportError, url: str) -> Unreachable:
+        """The one phrasing of a request that got no answer (for clients that send by
+        themselves too, such as gql's transport)."""
+        where = self.location or urlsplit(url).netloc or url
+        if isinstance(error, httpx.TimeoutException):
+            return Unreachable(
+                f"Could not reach {self.name} at {where}: no answer within "
+                f"{settings.TRUEUP_HTTP_TIMEOUT:g} seconds."
+            )
+        if isinstance(error, httpx.UnsupportedProtocol):
+            return Unreachable(f"The {self.name} URL {url} is not an http(s) address.")
+        return Unreachable(
+            f"Could not reach {self.name} at {where}: the connection was refused or the "
+            f"host is unknown. {self.hint}"
+        )
 
     # --- answers ------------------------------------------------------------------------------
 

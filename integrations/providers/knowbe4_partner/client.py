@@ -25,10 +25,9 @@ from reconcile.core.errors import (
     BadAnswer,
     CredentialRejected,
     ExternalAPIError,
-    RateLimited,
-    ServerFault,
     Unreachable,
 )
+from reconcile.core.http import OutsideAPI
 
 REGIONS = {
     "us": "United States",
@@ -51,6 +50,20 @@ def region_label(base_url: str) -> str:
     return urlsplit(base_url).netloc or base_url
 
 
+class KnowBe4API(OutsideAPI):
+    """What a 401 or 403 means for a partner key."""
+
+    name = "KnowBe4"
+    hint = "Check the region."
+
+    def rejected(self, response: httpx.Response) -> ExternalAPIError:
+        return CredentialRejected(
+            f"KnowBe4 rejected the API key (HTTP {response.status_code}). Check that the key is "
+            "a partner Product API token, that it has not expired or been revoked, and that the "
+            f"account lives in the region {self.location}."
+        )
+
+
 class GraphQLClient:
     """One authenticated session: `with GraphQLClient(url, token) as api: api.execute(...)`.
 
@@ -62,8 +75,8 @@ class GraphQLClient:
         self.url = url
         self.requests = 0
         self.http_seconds = 0.0
-        self._last_status: int | None = None
-        self._last_was_json = True
+        self.api = KnowBe4API(location=region_label(url))
+        self._last: httpx.Response | None = None
         transport = HTTPXTransport(
             url=url,
             **http.client_options(
@@ -77,8 +90,7 @@ class GraphQLClient:
         self._session = None
 
     def _remember_status(self, response: httpx.Response) -> None:
-        self._last_status = response.status_code
-        self._last_was_json = "json" in response.headers.get("content-type", "")
+        self._last = response
 
     def __enter__(self):
         try:
@@ -106,6 +118,12 @@ class GraphQLClient:
     def execute(self, query: str, variables: dict | None = None) -> dict:
         return self._call(self._session.execute, GraphQLRequest(query, variable_values=variables))
 
+    def _answer_error(self, status: int | None) -> ExternalAPIError:
+        """The answer gql refused, in the shared words (`OutsideAPI.error`)."""
+        if self._last is None or self._last.status_code != status:
+            return BadAnswer(f"KnowBe4 at {region_label(self.url)} answered HTTP {status}.")
+        return self.api.error(self._last)
+
     def _call(self, function, *args):
         where = region_label(self.url)
         started = time.monotonic()
@@ -113,53 +131,29 @@ class GraphQLClient:
         try:
             return function(*args)
         except TransportServerError as error:
-            if not self._last_was_json and error.code not in (401, 403, 429):
-                raise Unreachable(
-                    f"Could not reach KnowBe4 at {where}: it answered with a web page "
-                    f"(HTTP {error.code}), not the API. Check the region."
-                ) from error
-            raise _http_error(error.code, where) from error
+            raise self._answer_error(error.code) from error
         except TransportQueryError as error:
-            if self._last_status and self._last_status >= 400:
-                raise _http_error(self._last_status, where) from error
+            if self._last is not None and self._last.status_code >= 400:
+                raise self._answer_error(self._last.status_code) from error
             raise BadAnswer(f"KnowBe4 answered with an error: {_first_message(error)}") from error
         except TransportProtocolError as error:
-            if self._last_was_json:  # the API's content type, a body that is no GraphQL answer
+            if self._last is None or self.api.is_json(self._last):
+                status = self._last.status_code if self._last is not None else None
                 raise BadAnswer(
                     f"KnowBe4 at {where} answered with broken JSON or JSON that is not a GraphQL "
-                    f"answer (HTTP {self._last_status})."
+                    f"answer (HTTP {status})."
                 ) from error
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {where}: the answer was not the KnowBe4 API "
-                "(no GraphQL JSON). Check the region."
-            ) from error
+            raise self.api.not_the_api(self._last) from error
         except TransportConnectionFailed as error:
             if isinstance(error.__cause__, ExternalAPIError):  # e.g. an answer too large
                 raise error.__cause__ from None
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {where}: {_connection_reason(error)}."
-            ) from error
+            if isinstance(error.__cause__, httpx.TransportError):
+                raise self.api.unreachable(error.__cause__, self.url) from error
+            raise Unreachable(f"Could not reach KnowBe4 at {where}: {error}."[:300]) from error
         except GraphQLError as error:
             raise BadAnswer(f"KnowBe4's API does not accept our query: {error.message}") from error
         finally:
             self.http_seconds += time.monotonic() - started
-
-
-def _http_error(status: int | None, where: str) -> ExternalAPIError:
-    if status in (401, 403):
-        return CredentialRejected(
-            f"KnowBe4 rejected the API key (HTTP {status}). Check that the key is a partner "
-            f"Product API token, that it has not expired or been revoked, and that the account "
-            f"lives in the region {where}."
-        )
-    if status == 429:
-        return RateLimited(
-            f"KnowBe4 at {where} is rate limiting requests (HTTP 429) and kept doing so after "
-            f"{settings.TRUEUP_HTTP_RETRIES} retries. Try again in a few minutes."
-        )
-    if status and status >= 500:
-        return ServerFault(f"KnowBe4 at {where} answered with a server error (HTTP {status}).")
-    return BadAnswer(f"KnowBe4 at {where} answered HTTP {status}.")
 
 
 def _first_message(error: TransportQueryError) -> str:
@@ -167,12 +161,3 @@ def _first_message(error: TransportQueryError) -> str:
     if errors and isinstance(errors[0], dict) and errors[0].get("message"):
         return str(errors[0]["message"])[:300]
     return str(error)[:300]
-
-
-def _connection_reason(error: Exception) -> str:
-    cause = error.__cause__
-    if isinstance(cause, httpx.TimeoutException):
-        return f"no answer within {settings.TRUEUP_HTTP_TIMEOUT:g} seconds"
-    if isinstance(cause, httpx.ConnectError):
-        return "the connection was refused or the host is unknown"
-    return str(cause or error)[:200]

@@ -29,6 +29,7 @@ The adapter never touches the database: the exclusion patterns come in as constr
 connection has the external id "account".
 """
 
+import contextlib
 import datetime
 import json
 import re
@@ -56,11 +57,11 @@ from reconcile.core import http
 from reconcile.core.errors import (
     BadAnswer,
     CredentialRejected,
+    ExternalAPIError,
     RateLimited,
-    ServerFault,
-    Unreachable,
 )
 from reconcile.core.fields import record_id, record_name
+from reconcile.core.http import OutsideAPI
 
 ACCOUNT_ID = "account"
 MAX_PER_PAGE = 500
@@ -101,6 +102,26 @@ def site_choices() -> list[tuple[str, str]]:
     ]
 
 
+class ReportingAPI(OutsideAPI):
+    """What the Reporting API's 401 and 403 mean for its keys."""
+
+    name = "KnowBe4"
+    hint = "Check the site."
+
+    def rejected(self, response: httpx.Response) -> ExternalAPIError:
+        if response.status_code == 401:
+            return CredentialRejected(
+                "KnowBe4 rejected the Reporting API key (HTTP 401). Check that it is this "
+                "account's Reporting API token (Account Settings → Account Integrations → API), "
+                "that it has not been revoked, and that the account lives on the site "
+                f"{self.location}."
+            )
+        return CredentialRejected(
+            "KnowBe4 refused this key the Reporting API (HTTP 403): the API needs a "
+            "Platinum or Diamond subscription with Reporting API access enabled."
+        )
+
+
 class ReportingAdapter(VendorAdapter):
     kind = "knowbe4_reporting"
 
@@ -127,20 +148,21 @@ class ReportingAdapter(VendorAdapter):
         self.matcher = Matcher(exclusions)
         self.per_page = min(max(per_page, 1), MAX_PER_PAGE)
         self.limiter = http.pace(RATES)
-        self.requests = 0
         self.throttled = 0  # 429 answers received
         self.checked_name = ""  # the account's name, once test() read it
         self.http_seconds = 0.0
         self.where = site_label(self.base_url)
+        self._api: ReportingAPI | None = None
+        self._sent = 0  # requests of sessions already closed
         # 502/503/504 and network errors are retried by httpx-retries as everywhere; 429 here.
         self._retry = http.retry_policy(retry_post=False).copy_with(
             status_forcelist=(502, 503, 504)
         )
 
-    def _session(self) -> httpx.Client:
-        return http.client(
+    def _session(self) -> ReportingAPI:
+        return ReportingAPI(
             limiter=self.limiter,
-            api="KnowBe4",
+            location=self.where,
             base_url=self.base_url,
             headers={
                 "Authorization": f"Bearer {self.credential}",
@@ -148,11 +170,26 @@ class ReportingAdapter(VendorAdapter):
             },
         )
 
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent by the sessions of this adapter, for the sync report."""
+        return self._sent + (self._api.requests if self._api else 0)
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[ReportingAPI]:
+        self._api = self._session()
+        try:
+            yield self._api
+        finally:
+            self._sent += self._api.requests
+            self._api.close()
+            self._api = None
+
     # --- the interface ---------------------------------------------------------------------
 
     def test(self) -> ConnectionCheck:
         started = time.monotonic()
-        with self._session() as api:
+        with self._open() as api:
             document = self._account(api)
         record = self._record(document, active=None, excluded=None, by_pattern={})
         self.checked_name = record.name
@@ -164,7 +201,7 @@ class ReportingAdapter(VendorAdapter):
         )
 
     def iter_account_pages(self) -> Iterator[AccountPage]:
-        with self._session() as api:
+        with self._open() as api:
             document = self._account(api)
             active, excluded, by_pattern = self._count_users(api)
         record = self._record(document, active=active, excluded=excluded, by_pattern=by_pattern)
@@ -172,13 +209,13 @@ class ReportingAdapter(VendorAdapter):
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _account(self, api: httpx.Client) -> dict:
+    def _account(self, api: ReportingAPI) -> dict:
         document = self._get(api, "/v1/account")
         if not isinstance(document, dict):
             raise BadAnswer(f"KnowBe4 at {self.where} answered /v1/account without an account.")
         return document
 
-    def _count_users(self, api: httpx.Client) -> tuple[int, int, dict[str, int]]:
+    def _count_users(self, api: ReportingAPI) -> tuple[int, int, dict[str, int]]:
         seen: set = set()
         by_pattern: Counter = Counter()
         page = 1
@@ -264,7 +301,7 @@ class ReportingAdapter(VendorAdapter):
 
     # --- HTTP ------------------------------------------------------------------------------
 
-    def _get(self, api: httpx.Client, path: str, params: dict | None = None):
+    def _get(self, api: ReportingAPI, path: str, params: dict | None = None):
         waited = 0.0
         attempt = 0
         while True:
@@ -292,64 +329,17 @@ class ReportingAdapter(VendorAdapter):
             waited += delay
             attempt += 1
 
-    def _send(self, api: httpx.Client, path: str, params: dict | None) -> httpx.Response:
+    def _send(self, api: ReportingAPI, path: str, params: dict | None) -> httpx.Response:
         started = time.monotonic()
-        self.requests += 1
         try:
-            return api.get(path, params=params, extensions={"retry": self._retry})
-        except httpx.TimeoutException as error:
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {self.where}: no answer within "
-                f"{settings.TRUEUP_HTTP_TIMEOUT:g} seconds."
-            ) from error
-        except httpx.ConnectError as error:
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {self.where}: the connection was refused or the "
-                "host is unknown."
-            ) from error
-        except httpx.HTTPError as error:
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {self.where}: {str(error)[:200]}."
-            ) from error
+            return api.transmit("GET", path, params=params, extensions={"retry": self._retry})
         finally:
             self.http_seconds += time.monotonic() - started
 
     def _json(self, response: httpx.Response, path: str):
-        status = response.status_code
-        if status == 401:
-            raise CredentialRejected(
-                f"KnowBe4 rejected the Reporting API key (HTTP 401). Check that it is this "
-                f"account's Reporting API token (Account Settings → Account Integrations → API), "
-                f"that it has not been revoked, and that the account lives on the site "
-                f"{self.where}."
-            )
-        if status == 403:
-            raise CredentialRejected(
-                "KnowBe4 refused this key the Reporting API (HTTP 403): the API needs a "
-                "Platinum or Diamond subscription with Reporting API access enabled."
-            )
-        if status >= 500:
-            raise ServerFault(
-                f"KnowBe4 at {self.where} answered with a server error (HTTP {status})."
-            )
-        is_json = "json" in response.headers.get("content-type", "")
-        if not is_json:
-            raise Unreachable(
-                f"Could not reach KnowBe4 at {self.where}: it answered {path} with a web page "
-                f"(HTTP {status}), not the Reporting API. Check the site."
-            )
-        if status != 200:
-            detail = _message(response)
-            raise BadAnswer(
-                f"KnowBe4 at {self.where} answered {path} with HTTP {status}"
-                + (f": {detail}" if detail else ".")
-            )
-        try:
-            return response.json()
-        except ValueError as error:
-            raise BadAnswer(
-                f"KnowBe4 at {self.where} answered {path} with malformed JSON."
-            ) from error
+        if response.status_code != 200:
+            raise self._api.error(response)
+        return self._api.json(response)
 
     def _daily(self, detail: str) -> DailyLimitReached:
         said = f" (KnowBe4 said: “{detail}”)" if detail else ""
