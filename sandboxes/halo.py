@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from sandboxes import data, psa_data
 from sandboxes.ratelimit import (
+    ApiError,
     PartnerStates,
     SandboxControl,
     basic_auth,
@@ -265,12 +266,6 @@ def reset() -> None:
 
 
 # --- errors ------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str = ""):
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _error(status: int, message: str) -> JSONResponse:

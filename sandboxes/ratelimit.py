@@ -293,6 +293,14 @@ def _huge(value) -> bytes:
     return json.dumps(value).encode() + b" " * HUGE_BYTES
 
 
+class ApiError(Exception):
+    """A refusal a sandbox answers with its API's error body (`render_error(status, message)`)."""
+
+    def __init__(self, status: int, message: str = ""):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
 class SandboxControl:
     """Fault switches, request counter, rate windows and write log of one sandbox."""
 

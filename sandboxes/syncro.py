@@ -50,7 +50,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from sandboxes import data, psa_data
-from sandboxes.ratelimit import PartnerStates, SandboxControl, html_error, int_or_none, mangling
+from sandboxes.ratelimit import (
+    ApiError,
+    PartnerStates,
+    SandboxControl,
+    html_error,
+    int_or_none,
+    mangling,
+)
 from sandboxes.ratelimit import token as make_token
 
 MOUNT = "/syncro"
@@ -283,12 +290,6 @@ def reset() -> None:
 
 
 # --- errors ------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str = ""):
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _error(status: int, message: str) -> JSONResponse:

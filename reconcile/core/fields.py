@@ -70,6 +70,16 @@ def obj(value, api: str, what: str) -> dict:
     return value
 
 
+def objects(value, api: str, what: str) -> list[dict]:
+    """An optional JSON list of objects (a container's lines): [] when absent; items that are
+    no object are left out."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadAnswer(f"{api} answered {what} that are no list: {excerpt(value)}.")
+    return [item for item in value if isinstance(item, dict)]
+
+
 def number(value, api: str, what: str = "a number") -> Decimal | None:
     """A JSON number or numeric string as an exact Decimal; None when absent (null or "")."""
     if value is None or value == "":

@@ -383,12 +383,9 @@ def _container(header: dict) -> ContainerRecord:
 
 
 def _lines_of(header: dict) -> list[dict]:
-    lines = header.get("lines")
-    if lines is None:
-        return []
-    if not isinstance(lines, list):
-        raise BadAnswer(f"Halo's recurring invoice {header.get('id')} has lines that are no list.")
-    return [line for line in lines if isinstance(line, dict)]
+    return fields.objects(
+        header.get("lines"), "Halo", f"recurring invoice {header.get('id')} with lines"
+    )
 
 
 def _line(line: dict, container: ContainerRecord) -> LineRecord:

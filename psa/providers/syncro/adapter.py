@@ -279,12 +279,9 @@ def _container(schedule: dict) -> ContainerRecord:
 
 
 def _lines_of(schedule: dict) -> list[dict]:
-    lines = schedule.get("lines")
-    if lines is None:
-        return []
-    if not isinstance(lines, list):
-        raise BadAnswer(f"Syncro's schedule {schedule.get('id')} has lines that are no list.")
-    return [line for line in lines if isinstance(line, dict)]
+    return fields.objects(
+        schedule.get("lines"), "Syncro", f"schedule {schedule.get('id')} with lines"
+    )
 
 
 def _line(line: dict, container: ContainerRecord) -> LineRecord:
