@@ -216,10 +216,10 @@ class OutsideAPI:
             return self.client(retry_post=retry_post).request(method, url, **options)
         except httpx.InvalidURL as error:
             raise Unreachable(f"The {self.name} URL {url} is not an http(s) address.") from error
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:
             raise self.unreachable(error, url) from error
 
-    def unreachable(self, error: httpx.TransportError, url: str) -> Unreachable:
+    def unreachable(self, error: httpx.RequestError, url: str) -> Unreachable:
         """The one phrasing of a request that got no answer (for clients that send by
         themselves too, such as gql's transport)."""
         where = self.location or urlsplit(url).netloc or url
@@ -230,6 +230,11 @@ class OutsideAPI:
             )
         if isinstance(error, httpx.UnsupportedProtocol):
             return Unreachable(f"The {self.name} URL {url} is not an http(s) address.")
+        if isinstance(error, httpx.DecodingError):
+            return Unreachable(
+                f"Could not read the answer of {self.name} at {where}: its body could not be "
+                f"decoded as it said it was encoded. {self.hint}"
+            )
         return Unreachable(
             f"Could not reach {self.name} at {where}: the connection was refused or the "
             f"host is unknown. {self.hint}"

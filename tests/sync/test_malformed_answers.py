@@ -47,7 +47,7 @@ from psa.providers.connectwise import adapter as connectwise
 from psa.providers.halo import adapter as halo
 from reconcile.core import http
 from reconcile.core.connections import PollingInterval
-from reconcile.core.errors import AnswerTooLarge, BadAnswer
+from reconcile.core.errors import AnswerTooLarge, BadAnswer, Unreachable
 from reconcile.sync import services, tasks
 from reconcile.sync.models import SyncRun
 from sandboxes.demo import psa_connection_fields
@@ -344,6 +344,22 @@ def test_an_answer_without_a_length_is_cut_off_while_it_streams_in(monkeypatch):
         client.get("https://halo.example/api/Client")
     assert len(read) == 11
     assert str(refused.value).startswith("Halo at halo.example sent an answer too large")
+
+
+def test_an_answer_that_does_not_decode_is_a_readable_unreachable():
+    """A body that is not what its Content-Encoding says (a proxy's mangling) is put into
+    words like every other failure to get an answer, never an httpx traceback."""
+    api = http.OutsideAPI(location="syncro.example")
+    api.name = "Syncro"
+    gzip = {"Content-Encoding": "gzip"}
+    broken = httpx.Response(200, headers=gzip, stream=httpx.ByteStream(b"not gzip"))
+    api._clients[False] = httpx.Client(transport=httpx.MockTransport(lambda request: broken))
+    with pytest.raises(Unreachable) as failed:
+        api.send("GET", "https://syncro.example/api/v1/customers")
+    assert str(failed.value).startswith(
+        "Could not read the answer of Syncro at syncro.example: its body could not be decoded"
+    )
+    assert api.requests == 1
 
 
 def test_the_next_good_import_succeeds_after_a_malformed_one(

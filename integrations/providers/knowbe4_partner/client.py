@@ -147,7 +147,7 @@ class GraphQLClient:
         except TransportConnectionFailed as error:
             if isinstance(error.__cause__, ExternalAPIError):  # e.g. an answer too large
                 raise error.__cause__ from None
-            if isinstance(error.__cause__, httpx.TransportError):
+            if isinstance(error.__cause__, httpx.RequestError):
                 raise self.api.unreachable(error.__cause__, self.url) from error
             raise Unreachable(f"Could not reach KnowBe4 at {where}: {error}."[:300]) from error
         except GraphQLError as error:
