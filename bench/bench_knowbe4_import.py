@@ -89,9 +89,8 @@ def run_all(base_url):
         settings.KNOWBE4_PAGE_SIZE = per
         vendor = VendorConnectionFactory(
             organization=organization,
-            base_url=f"{base_url}/knowbe4/us/graphql",
+            settings={"region": "us", "base_url": f"{base_url}/knowbe4/us/graphql"},
             credential=partner.key,
-            api_schema="",
         )
         for label in ("first", "unchanged"):
             httpx.post(f"{base_url}/_sandbox/reset")

@@ -41,8 +41,7 @@ def main():
 
 
 def run_all(base_url):
-    from psa import services
-    from psa.models import BillingLine
+    from psa.models import BillingLine, PSAConnection
     from reconcile.sync import services as sync_services
     from reconcile.sync.models import SyncRun
     from tests.factories import MembershipFactory
@@ -58,7 +57,9 @@ def run_all(base_url):
         if kind != "autotask" and PROVIDERS[kind].adapter_class.default_rates:
             settings["requests_per_minute"] = 100_000  # the bench times TrueUp, not the budget
         # A whole hour of Autotask budget for one import is allowed here; MSPs share it.
-        psa = services.connect(organization, None, kind=kind, settings=settings, secrets=secrets)
+        psa = sync_services.connect(
+            PSAConnection, organization, None, kind=kind, settings=settings, secrets=secrets
+        )
         for label in ("first", "unchanged"):
             httpx.post(f"{base_url}/_sandbox/reset").raise_for_status()
             run = SyncRun.objects.create(

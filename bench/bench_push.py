@@ -92,6 +92,7 @@ def sandbox_call(base_url, method, what, **kwargs):
 
 def run_all(base_url, limit, count):
     from psa import services
+    from psa.models import PSAConnection
     from psa.providers import PROVIDERS
     from reconcile.sync import services as sync_services
     from reconcile.sync.models import SyncRun
@@ -101,8 +102,13 @@ def run_all(base_url, limit, count):
     actor, organization = membership.user, membership.organization
     settings, secrets = psa_connection_fields(KIND, base_url, PARTNER)
     check = PROVIDERS[KIND].adapter_class(settings=settings, secrets=secrets).test()  # the codebase
-    psa = services.connect(
-        organization, actor, kind=KIND, settings=settings | check.settings, secrets=secrets
+    psa = sync_services.connect(
+        PSAConnection,
+        organization,
+        actor,
+        kind=KIND,
+        settings=settings | check.settings,
+        secrets=secrets,
     )
     run = SyncRun.objects.create(organization=organization, psa_connection=psa, trigger="manual")
     sync_services.run_sync(run.pk)  # the import, unpaced: not what is measured here

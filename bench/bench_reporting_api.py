@@ -75,9 +75,8 @@ def run_all(base_url):
     vendor = VendorConnectionFactory(
         organization=organization,
         kind="knowbe4_reporting",
-        base_url=tenant["base_url"],
+        settings={"region": "us", "base_url": tenant["base_url"]},
         credential=tenant["key"],
-        api_schema="",
     )
     adapters = []
     original = VendorConnection.adapter

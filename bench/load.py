@@ -183,18 +183,20 @@ def main():
 
 
 def build(base_url, options):
-    from integrations import services as vendor_services
-    from psa import services as psa_services
+    from integrations.models import VendorConnection
+    from psa.models import PSAConnection
     from psa.providers import PROVIDERS
     from reconcile.mapping import services as mapping
     from reconcile.review.services import reconcile_organization
+    from reconcile.sync import services as lifecycle
     from reconcile.tenancy.services import sign_up
 
     user, organization = sign_up(EMAIL, PASSWORD, "Load Test Managed Services")
     started = time.perf_counter()
     settings, secrets_ = psa_connection_fields("connectwise", base_url, PARTNER)
-    check = PROVIDERS["connectwise"].adapter_class(settings=settings, secrets=secrets_).test()
-    psa = psa_services.connect(
+    check = PROVIDERS["connectwise"].adapter_class.for_store(settings, secrets_).test()
+    psa = lifecycle.connect(
+        PSAConnection,
         organization,
         user,
         kind="connectwise",
@@ -202,13 +204,13 @@ def build(base_url, options):
         secrets=secrets_,
     )
     import_now(organization, psa_connection=psa)
-    vendor = vendor_services.connect(
+    vendor = lifecycle.connect(
+        VendorConnection,
         organization,
         user,
         kind="knowbe4_partner",
-        region="us",
-        base_url=f"{base_url}/knowbe4/us/graphql",
-        credential=partner_by_slug(PARTNER).key,
+        settings={"region": "us", "base_url": f"{base_url}/knowbe4/us/graphql"},
+        secrets={"api_key": partner_by_slug(PARTNER).key},
     )
     import_now(organization, vendor_connection=vendor)
     mapping.auto_map(organization, user)

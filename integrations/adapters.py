@@ -1,6 +1,6 @@
 """The vendor adapter interface: what the sync pipeline needs from any vendor API.
 
-An adapter is built from a connection's base URL and decrypted credential, talks to the vendor
+An adapter is built from a connection's settings (base URL) and decrypted key, talks to the vendor
 over HTTP, and hands back plain records; it never touches the database. Errors are raised as
 `reconcile.core.errors` exceptions whose message a person can read on the connection page.
 """
@@ -47,6 +47,11 @@ class AccountPage:
     total_pages: int
     total_count: int | None = None
 
+    @property
+    def items(self) -> list[AccountRecord]:
+        """What the import engine reads of any page (reconcile.core.imports)."""
+        return self.accounts
+
 
 @dataclass
 class ConnectionCheck:
@@ -56,6 +61,11 @@ class ConnectionCheck:
     latency_ms: int
     api_schema: str = ""
     account_count: int | None = None
+
+    @property
+    def settings(self) -> dict:
+        """What the test learnt that the connection keeps (the API schema detected)."""
+        return {"api_schema": self.api_schema} if self.api_schema else {}
 
 
 class VendorAdapter(ABC):
@@ -67,13 +77,21 @@ class VendorAdapter(ABC):
         self.api_schema = api_schema
 
     @classmethod
-    def for_connection(cls, connection) -> "VendorAdapter":
-        """Built from a connection's URL, key and detected schema (`connection.adapter()`)."""
+    def for_store(cls, settings: dict, secrets: dict) -> "VendorAdapter":
+        """Built from a connection's stored (or about to be stored) settings and secrets."""
         return cls(
-            base_url=connection.base_url,
-            credential=connection.credential(),
-            api_schema=connection.api_schema,
+            base_url=settings.get("base_url", ""),
+            credential=secrets.get("api_key", ""),
+            api_schema=settings.get("api_schema", ""),
         )
+
+    @classmethod
+    def for_connection(cls, connection) -> "VendorAdapter":
+        """`connection.adapter()`: built from what the connection stores."""
+        return cls.for_store(connection.settings, connection.secrets())
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Release the adapter's HTTP clients (adapters that keep one override this)."""
 
     @abstractmethod
     def test(self) -> ConnectionCheck:

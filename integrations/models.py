@@ -4,7 +4,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.providers import PROVIDERS
-from reconcile.core import crypto
 from reconcile.core.connections import Connection
 from reconcile.tenancy.models import Organization
 
@@ -13,21 +12,15 @@ class VendorConnection(Connection):
     """One vendor API credential of an organization, e.g. one KnowBe4 partner key."""
 
     providers = PROVIDERS
+    import_class = "integrations.services.AccountImport"
     side = "vendor"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="vendor_connections"
     )
     kind = models.CharField(max_length=32)  # a kind of integrations.providers.PROVIDERS
-    region = models.CharField(max_length=8)
-    base_url = models.URLField(max_length=300)
-    credential_encrypted = models.TextField(blank=True)
-    credential_last4 = models.CharField(max_length=4, blank=True)
-    credential_expires_on = models.DateField(null=True, blank=True)
     # Set when a person finished mapping its accounts and services (the setup wizard).
     setup_finished_at = models.DateTimeField(null=True, blank=True)
-    # Which generation of the API's field names this connection's API speaks (see client).
-    api_schema = models.CharField(max_length=16, blank=True)
     # Reporting API: one key per customer account; the name a person gives that account.
     account_name = models.CharField(max_length=200, blank=True)
 
@@ -36,7 +29,7 @@ class VendorConnection(Connection):
             return self.description or self.kind_label
         name = self.description or self.account_name
         label = name or f"{self.kind_label} ({self.region.upper()})"
-        return f"{label} …{self.credential_last4}"
+        return f"{label} …{self.secret_hint}"
 
     def get_absolute_url(self) -> str:
         return reverse("integrations:detail", args=[self.pk])
@@ -45,26 +38,27 @@ class VendorConnection(Connection):
         """(count, noun, more) for the status block: its live accounts."""
         return self.accounts.filter(missing_since=None).count(), "customer account", ""
 
-    @property
-    def has_credential(self) -> bool:
-        return self.provider.has_credential
+    def contents(self) -> dict:
+        """What deleting the connection deletes with it, counted (for the audit record)."""
+        return {"accounts": self.accounts.count(), "services": self.services.count()}
 
-    def set_credential(self, secret: str) -> None:
-        self.credential_encrypted = crypto.encrypt(secret)
-        self.credential_last4 = secret[-4:]
+    # Where the key applies, as stored in `settings` by the connect form.
+    @property
+    def region(self) -> str:
+        return self.settings.get("region", "")
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.get("base_url", "")
+
+    @property
+    def api_schema(self) -> str:
+        """Which generation of the API's field names this connection's API speaks."""
+        return self.settings.get("api_schema", "")
 
     def credential(self) -> str:
-        return crypto.decrypt(self.credential_encrypted)
-
-    def audit_fields(self) -> dict:
-        """What an audit record may say about this connection: never the credential."""
-        return {
-            "kind": self.kind,
-            "region": self.region,
-            "description": self.description,
-            "key_last4": self.credential_last4,
-            "state": self.state,
-        }
+        """The API key (vendor APIs take one secret)."""
+        return self.secrets().get("api_key", "")
 
 
 class VendorAccount(models.Model):

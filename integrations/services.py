@@ -1,4 +1,4 @@
-"""Vendor connections and their imported data: connect, rotate, disconnect, store an import."""
+"""Vendor connections' imported data: user exclusions, and storing an import."""
 
 from django.db import connection as db_connection
 from django.db import transaction
@@ -14,23 +14,26 @@ from integrations.models import (
     VendorConnection,
     VendorService,
 )
-from reconcile.core.bulk import ImportCounts, insert_rows
-from reconcile.core.signals import connection_deleted
+from reconcile.core.bulk import BATCH, insert_rows
+from reconcile.core.imports import Import, ImportCounts, Step, Table
 from reconcile.tenancy import audit
 
-ACCOUNT_FIELDS = [
-    "name",
-    "domain",
-    "status",
-    "billing_type",
-    "seats_purchased",
-    "active_users",
-    "excluded_users",
-    "subscription_level",
-    "subscription_end_date",
-    "raw",
-]
-STAGED_ACCOUNT_FIELDS = ["sync_run_id", "external_id", "change", *ACCOUNT_FIELDS]
+ACCOUNTS = Table(
+    VendorAccount,
+    [
+        "name",
+        "domain",
+        "status",
+        "billing_type",
+        "seats_purchased",
+        "active_users",
+        "excluded_users",
+        "subscription_level",
+        "subscription_end_date",
+        "raw",
+    ],
+)
+STAGED_ACCOUNT_FIELDS = ["sync_run_id", "external_id", "change", *ACCOUNTS.fields]
 STAGED_USAGE_FIELDS = [
     "sync_run_id",
     "external_id",
@@ -39,71 +42,6 @@ STAGED_USAGE_FIELDS = [
     "excluded_users",
     "seats",
 ]
-BATCH = 1000
-
-
-@transaction.atomic
-def connect(
-    organization,
-    actor,
-    *,
-    kind,
-    region,
-    base_url,
-    credential,
-    description="",
-    expires_on=None,
-    api_schema="",
-    **fields,
-) -> VendorConnection:
-    """Save a credential the caller already tested; `fields` are further model fields (the
-    Reporting API's account name, a polling interval)."""
-    connection = VendorConnection(
-        organization=organization,
-        kind=kind,
-        region=region,
-        base_url=base_url,
-        description=description,
-        credential_expires_on=expires_on,
-        api_schema=api_schema,
-        state=VendorConnection.State.PENDING,
-        **fields,
-    )
-    connection.set_credential(credential)
-    connection.save()
-    audit.record(
-        organization,
-        actor,
-        "connection.created",
-        connection,
-        after=connection.audit_fields() | {key: str(value) for key, value in fields.items()},
-    )
-    return connection
-
-
-def connect_reporting(
-    organization,
-    actor,
-    *,
-    region,
-    base_url,
-    credential,
-    account_name,
-    description="",
-    polling_interval,
-) -> VendorConnection:
-    """Save a KnowBe4 Reporting API key (one customer account), already tested by the caller."""
-    return connect(
-        organization,
-        actor,
-        kind="knowbe4_reporting",
-        region=region,
-        base_url=base_url,
-        credential=credential,
-        description=description,
-        account_name=account_name,
-        polling_interval=polling_interval,
-    )
 
 
 def exclusion_patterns(connection: VendorConnection) -> list[str]:
@@ -149,73 +87,12 @@ def remove_exclusion(exclusion: UserExclusion, actor) -> None:
     exclusion.delete()
 
 
-@transaction.atomic
-def rotate_credential(
-    connection: VendorConnection, actor, credential: str, expires_on=None, api_schema: str = ""
-) -> None:
-    before = {
-        "key_last4": connection.credential_last4,
-        "expires_on": str(connection.credential_expires_on or ""),
-    }
-    connection.set_credential(credential)
-    connection.credential_expires_on = expires_on
-    connection.api_schema = api_schema or connection.api_schema
-    connection.save(
-        update_fields=[
-            "credential_encrypted",
-            "credential_last4",
-            "credential_expires_on",
-            "api_schema",
-        ]
-    )
-    audit.record(
-        connection.organization,
-        actor,
-        "connection.key_rotated",
-        connection,
-        before=before,
-        after={"key_last4": connection.credential_last4, "expires_on": str(expires_on or "")},
-    )
+class AccountImport(Import):
+    """One import of a vendor connection's accounts, staged: each page is written to
+    StagedAccount/StagedUsage as it arrives (so the database work overlaps the next page's
+    HTTP request) and `finish()` merges the staged rows into the live tables with a few
+    set-based statements; a failed import only leaves staged rows, which `discard()` drops.
 
-
-@transaction.atomic
-def disconnect(connection: VendorConnection, actor) -> None:
-    """Remove the credential and everything imported through it; the audit trail stays."""
-    counts = {"accounts": connection.accounts.count(), "services": connection.services.count()}
-    audit.record(
-        connection.organization,
-        actor,
-        "connection.disconnected",
-        connection,
-        before=connection.audit_fields() | counts,
-    )
-    organization = connection.organization
-    connection.delete()
-    connection_deleted.send(sender=VendorConnection, organization=organization)
-
-
-def _account_values(record: AccountRecord) -> dict:
-    return {
-        "name": record.name[:300],
-        "domain": record.domain[:253],
-        "status": record.status,
-        "billing_type": record.billing_type[:16],
-        "seats_purchased": record.seats,
-        "active_users": record.active_users,
-        "excluded_users": record.excluded_users,
-        "subscription_level": record.subscription_level[:100],
-        "subscription_end_date": record.subscription_end_date,
-        "raw": record.raw,
-    }
-
-
-class AccountImport:
-    """One import of a connection's accounts: `stage()` each page, then `finish()` or `discard()`.
-
-    Staging writes each page to StagedAccount/StagedUsage as it arrives, so the database work
-    overlaps the next page's HTTP request. `finish()` merges the staged rows into the live
-    tables with a few set-based statements in one transaction; until then the last good
-    import is untouched, and a failed import only leaves staged rows, which `discard()` drops.
     Usage snapshots are change points: written for every service of an account whose record
     changed (new, counts moved, another subscription level or add-ons), so the latest points of
     an account are its current services and history stays exact without a row per sync.
@@ -227,18 +104,15 @@ class AccountImport:
     """
 
     def __init__(self, connection: VendorConnection, sync_run_id: int):
-        self.connection = connection
-        self.sync_run_id = sync_run_id
+        super().__init__(connection, sync_run_id)
         self.counts = ImportCounts()
         self.services: dict[str, str] = {}
         self.seen: set[str] = set()
         self.discard()
-        self.existing = {
-            row[0]: row[1:]
-            for row in VendorAccount.objects.filter(connection=connection).values_list(
-                "external_id", "missing_since", *ACCOUNT_FIELDS
-            )
-        }
+        self.existing = ACCOUNTS.snapshot({"connection": connection})
+
+    def steps(self, adapter) -> list[Step]:
+        return [Step("accounts", adapter.iter_account_pages(), self.stage)]
 
     def stage(self, records: list[AccountRecord]) -> None:
         accounts, usage = [], []
@@ -246,16 +120,10 @@ class AccountImport:
             if record.external_id in self.seen:  # a page boundary moved while paging
                 continue
             self.seen.add(record.external_id)
-            values = tuple(_account_values(record).values())
-            current = self.existing.get(record.external_id)
-            if current is None:
-                change = "added"
-            elif current[0] is not None or values != current[1:]:
-                change = "updated"
-            else:
-                change = "unchanged"
-            setattr(self.counts, change, getattr(self.counts, change) + 1)
-            accounts.append((self.sync_run_id, record.external_id, change, *values))
+            values = ACCOUNTS.values(record, seats_purchased=record.seats)
+            change = ACCOUNTS.change(self.existing, record.external_id, values)
+            self.counts.count(change)
+            accounts.append((self.sync_run_id, record.external_id, change, *values.values()))
             for service in record.usage:
                 self.services.setdefault(service.code, service.name[:200])
                 if change != "unchanged":  # counts, level or add-ons moved: a new point
@@ -278,7 +146,7 @@ class AccountImport:
         StagedUsage.objects.filter(sync_run_id=self.sync_run_id).delete()
 
     @transaction.atomic
-    def finish(self) -> ImportCounts:
+    def finish(self) -> tuple[ImportCounts, list[str]]:
         now = timezone.now()
         connection = self.connection
         VendorService.objects.bulk_create(
@@ -301,11 +169,21 @@ class AccountImport:
         with db_connection.cursor() as cursor:
             for sql, params in merge_statements(connection, self.sync_run_id, now):
                 cursor.execute(sql, params)
-        self.counts.removed = VendorAccount.objects.filter(
-            connection=connection, missing_since__isnull=True, last_seen_at__lt=now
-        ).update(missing_since=now)
+        counts = self.counts
+        counts.removed = ACCOUNTS.mark_missing({"connection": connection}, now)
         self.discard()
-        return self.counts
+        stored = counts.added + counts.updated + counts.unchanged
+        return counts, [
+            f"Stored {stored} accounts: {counts.added} added, {counts.updated} updated, "
+            f"{counts.unchanged} unchanged, {counts.removed} no longer listed."
+        ]
+
+    def learnt(self, adapter) -> dict:
+        """The API schema the adapter detected, when it is not the one stored."""
+        schema = adapter.api_schema
+        if not schema or schema == self.connection.api_schema:
+            return {}
+        return {"settings": self.connection.settings | {"api_schema": schema}}
 
 
 def merge_statements(connection: VendorConnection, run_id: int, now) -> list[tuple[str, list]]:
@@ -317,8 +195,8 @@ def merge_statements(connection: VendorConnection, run_id: int, now) -> list[tup
     snapshot = UsageSnapshot._meta.db_table
     service = VendorService._meta.db_table
     at = db_connection.ops.adapt_datetimefield_value(now)
-    columns = ", ".join(ACCOUNT_FIELDS)
-    updates = ", ".join(f"{field} = excluded.{field}" for field in ACCOUNT_FIELDS)
+    columns = ", ".join(ACCOUNTS.fields)
+    updates = ", ".join(f"{field} = excluded.{field}" for field in ACCOUNTS.fields)
     return [
         (
             f"INSERT INTO {account} (organization_id, connection_id, external_id, {columns}, "

@@ -1,12 +1,9 @@
-import json
-
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from psa.providers import PROVIDERS
-from reconcile.core import crypto
 from reconcile.core.connections import Connection
 from reconcile.tenancy.models import Organization
 
@@ -18,16 +15,13 @@ class PSAConnection(Connection):
     """One PSA an organization bills through, with its credentials and chosen container types."""
 
     providers = PROVIDERS
+    import_class = "psa.services.PSAImport"
     side = "psa"
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="psa_connections"
     )
     kind = models.CharField(max_length=32)  # a kind of psa.providers.PROVIDERS
-    # Non-secret settings the adapter needs (site, codebase, zone URL, auth server, …).
-    settings = models.JSONField(default=dict)
-    secrets_encrypted = models.TextField(blank=True)
-    secret_hint = models.CharField(max_length=8, blank=True)
     # Agreement / contract / invoice types to import; empty means all of them.
     container_type_ids = models.JSONField(default=list)
     container_type_names = models.JSONField(default=list)
@@ -48,24 +42,15 @@ class PSAConnection(Connection):
             f"{companies} companies · ",
         )
 
-    def set_secrets(self, secrets: dict) -> None:
-        self.secrets_encrypted = crypto.encrypt(json.dumps(secrets))
-        longest = max(secrets.values(), key=len, default="")
-        self.secret_hint = longest[-4:]
-
-    def secrets(self) -> dict:
-        return json.loads(crypto.decrypt(self.secrets_encrypted))
+    def contents(self) -> dict:
+        """What deleting the connection deletes with it, counted (for the audit record)."""
+        return {
+            "companies": PSACompany.objects.filter(connection=self).count(),
+            "lines": BillingLine.objects.filter(connection=self).count(),
+        }
 
     def audit_fields(self) -> dict:
-        """What an audit record may say about this connection: never a secret."""
-        return {
-            "kind": self.kind,
-            "description": self.description,
-            "settings": self.settings,
-            "secret_last4": self.secret_hint,
-            "container_types": self.container_type_names,
-            "state": self.state,
-        }
+        return super().audit_fields() | {"container_types": self.container_type_names}
 
 
 class ImportedRow(models.Model):

@@ -1,4 +1,5 @@
-"""PSA connections and their data: connect, import, and change a line's quantity with proof."""
+"""PSA connections' data: container types, request budget, import, and changing a line's
+quantity with proof."""
 
 import datetime
 from decimal import Decimal
@@ -15,23 +16,11 @@ from psa.models import (
     QuantityPush,
 )
 from psa.providers.base import CompanyRecord, LineKey, LineRecord, ProductRecord
-from reconcile.core.bulk import ImportCounts, upsert_rows
 from reconcile.core.errors import ExternalAPIError, WriteRejected
-from reconcile.core.signals import connection_deleted
+from reconcile.core.imports import Import, ImportCounts, Step, Table, summary
 from reconcile.tenancy import audit
 
 MAX_QUANTITY = Decimal(1_000_000)
-
-
-@transaction.atomic
-def connect(organization, actor, *, kind, settings, secrets, description="") -> PSAConnection:
-    connection = PSAConnection(
-        organization=organization, kind=kind, settings=settings, description=description
-    )
-    connection.set_secrets(secrets)
-    connection.save()
-    audit.record(organization, actor, "psa.connected", connection, after=connection.audit_fields())
-    return connection
 
 
 @transaction.atomic
@@ -69,161 +58,98 @@ def set_request_budget(connection: PSAConnection, actor, requests_per_minute: in
     )
 
 
-@transaction.atomic
-def rotate_secrets(connection: PSAConnection, actor, secrets: dict, settings: dict) -> None:
-    before = {"secret_last4": connection.secret_hint}
-    connection.set_secrets(secrets)
-    connection.settings = settings
-    connection.save(update_fields=["secrets_encrypted", "secret_hint", "settings"])
-    audit.record(
-        connection.organization,
-        actor,
-        "psa.secrets_rotated",
-        connection,
-        before=before,
-        after={"secret_last4": connection.secret_hint},
-    )
+COMPANIES = Table(PSACompany, ["name", "identifier", "active", "raw"])
+PRODUCTS = Table(
+    PSAProduct, ["identifier", "name", "description", "unit_price", "unit_cost", "active", "raw"]
+)
+CONTAINERS = Table(
+    BillingContainer,
+    ["company_id", "kind", "type_name", "name", "status", "start_date", "end_date", "raw"],
+)
+LINES = Table(
+    BillingLine,
+    [
+        "container_id",
+        "company_id",
+        "product_id",
+        "description",
+        "quantity",
+        "included_quantity",
+        "unit_price",
+        "effective_date",
+        "cancelled_date",
+        "read_only_reason",
+        "raw",
+    ],
+)
 
 
-@transaction.atomic
-def disconnect(connection: PSAConnection, actor) -> None:
-    """Remove the credentials and everything imported; the audit log and push ledger stay."""
-    counts = {
-        "companies": PSACompany.objects.filter(connection=connection).count(),
-        "lines": BillingLine.objects.filter(connection=connection).count(),
-    }
-    audit.record(
-        connection.organization,
-        actor,
-        "psa.disconnected",
-        connection,
-        before=connection.audit_fields() | counts,
-    )
-    organization = connection.organization
-    connection.delete()
-    connection_deleted.send(sender=PSAConnection, organization=organization)
+class PSAImport(Import):
+    """One import of a PSA connection, buffered: pages of companies, products and lines are
+    kept in memory (lines point at the other tables' ids, known only once those are merged),
+    and `finish()` merges the four tables in one transaction."""
 
-
-class PSAImport:
-    """One import of a PSA connection: `add_*` each fetched page, then `finish()`.
-
-    Pages are kept in memory until every page of companies, products and lines was fetched;
-    only then does `finish()` write them, in one transaction, so a failed import never
-    overwrites or removes the last good data.
-    """
-
-    def __init__(self, connection: PSAConnection):
-        self.connection = connection
+    def __init__(self, connection: PSAConnection, sync_run_id: int):
+        super().__init__(connection, sync_run_id)
         self.companies: dict[str, CompanyRecord] = {}
         self.products: dict[str, ProductRecord] = {}
         self.lines: dict[str, LineRecord] = {}
 
-    def add_companies(self, records):
-        self.companies.update((r.external_id, r) for r in records)
+    def steps(self, adapter) -> list[Step]:
+        return [
+            Step("companies", adapter.iter_companies(), self._keep(self.companies)),
+            Step("products", adapter.iter_products(), self._keep(self.products)),
+            Step(
+                "billing lines",
+                adapter.iter_billing_lines(self.connection.container_type_ids),
+                self._keep(self.lines),
+            ),
+        ]
 
-    def add_products(self, records):
-        self.products.update((r.external_id, r) for r in records)
-
-    def add_lines(self, records):
-        self.lines.update((r.external_id, r) for r in records)
+    @staticmethod
+    def _keep(held: dict):
+        return lambda records: held.update((r.external_id, r) for r in records)
 
     @transaction.atomic
-    def finish(self) -> dict[str, ImportCounts]:
+    def finish(self) -> tuple[ImportCounts, list[str]]:
         now = timezone.now()
         connection = self.connection
         scope = {"organization_id": connection.organization_id, "connection_id": connection.pk}
         counts = {}
-        counts["companies"] = upsert_rows(
-            PSACompany,
-            scope,
-            {
-                r.external_id: {
-                    "name": r.name[:300],
-                    "identifier": r.identifier[:100],
-                    "active": r.active,
-                    "raw": r.raw,
-                }
-                for r in self.companies.values()
-            },
-            ["name", "identifier", "active", "raw"],
-            now,
-        )
-        counts["products"] = upsert_rows(
-            PSAProduct,
-            scope,
-            {
-                r.external_id: {
-                    "identifier": r.identifier[:100],
-                    "name": r.name[:300],
-                    "description": r.description,
-                    "unit_price": r.unit_price,
-                    "unit_cost": r.unit_cost,
-                    "active": r.active,
-                    "raw": r.raw,
-                }
-                for r in self.products.values()
-            },
-            ["identifier", "name", "description", "unit_price", "unit_cost", "active", "raw"],
-            now,
-        )
+        counts["companies"] = COMPANIES.merge(scope, _rows(COMPANIES, self.companies), now)
+        counts["products"] = PRODUCTS.merge(scope, _rows(PRODUCTS, self.products), now)
         company_ids = _ids(PSACompany, connection)
         product_ids = _ids(PSAProduct, connection)
         containers = {line.container.external_id: line.container for line in self.lines.values()}
-        counts["containers"] = upsert_rows(
-            BillingContainer,
+        counts["containers"] = CONTAINERS.merge(
             scope,
             {
-                c.external_id: {
-                    "company_id": company_ids.get(c.company_external_id),
-                    "kind": c.kind,
-                    "type_name": c.type_name[:200],
-                    "name": c.name[:300],
-                    "status": c.status[:64],
-                    "start_date": c.start_date,
-                    "end_date": c.end_date,
-                    "raw": c.raw,
-                }
+                c.external_id: CONTAINERS.values(
+                    c, company_id=company_ids.get(c.company_external_id)
+                )
                 for c in containers.values()
             },
-            ["company_id", "kind", "type_name", "name", "status", "start_date", "end_date", "raw"],
             now,
         )
         container_ids = _ids(BillingContainer, connection)
-        counts["lines"] = upsert_rows(
-            BillingLine,
+        counts["lines"] = LINES.merge(
             scope,
             {
-                r.external_id: {
-                    "container_id": container_ids[r.container.external_id],
-                    "company_id": company_ids.get(r.container.company_external_id),
-                    "product_id": product_ids.get(r.product_external_id),
-                    "description": r.description[:500],
-                    "quantity": r.quantity,
-                    "included_quantity": r.included_quantity,
-                    "unit_price": r.unit_price,
-                    "effective_date": r.effective_date,
-                    "cancelled_date": r.cancelled_date,
-                    "read_only_reason": r.read_only_reason[:300],
-                    "raw": r.raw,
-                }
+                r.external_id: LINES.values(
+                    r,
+                    container_id=container_ids[r.container.external_id],
+                    company_id=company_ids.get(r.container.company_external_id),
+                    product_id=product_ids.get(r.product_external_id),
+                )
                 for r in self.lines.values()
             },
-            [
-                "container_id",
-                "company_id",
-                "product_id",
-                "description",
-                "quantity",
-                "included_quantity",
-                "unit_price",
-                "effective_date",
-                "cancelled_date",
-                "read_only_reason",
-                "raw",
-            ],
             now,
         )
-        return counts
+        return counts["lines"], [summary(label.capitalize(), c) for label, c in counts.items()]
+
+
+def _rows(table: Table, records: dict) -> dict[str, dict]:
+    return {external_id: table.values(r) for external_id, r in records.items()}
 
 
 def _ids(model, connection) -> dict[str, int]:

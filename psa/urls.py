@@ -1,6 +1,7 @@
 from django.urls import path
 
 from psa import views
+from reconcile.sync import views as sync_views
 
 app_name = "psa"
 
@@ -14,6 +15,7 @@ urlpatterns = [
     path("<int:connection_id>/products/", views.products, name="products"),
     path("<int:connection_id>/lines/", views.lines, name="lines"),
     path("<int:connection_id>/pushes/", views.pushes, name="pushes"),
-    path("<int:connection_id>/rotate/", views.rotate, name="rotate"),
-    path("<int:connection_id>/disconnect/", views.disconnect, name="disconnect"),
+    # The lifecycle views both sides share (reconcile.sync), at this side's addresses.
+    path("<int:connection_id>/rotate/", sync_views.rotate, {"kind": "psa"}, name="rotate"),
+    path("<int:connection_id>/disconnect/", sync_views.delete, {"kind": "psa"}, name="disconnect"),
 ]

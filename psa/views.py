@@ -11,7 +11,7 @@ from psa.models import BillingLine, PSACompany, PSAConnection, PSAProduct, Quant
 from psa.providers import PROVIDERS
 from reconcile.core.errors import ExternalAPIError
 from reconcile.core.signals import request_sync
-from reconcile.forms import DeleteConnectionForm
+from reconcile.sync import services as lifecycle
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
@@ -24,11 +24,13 @@ def _form_class(kind: str):
 
 def _check(kind: str, form):
     """Test the credentials; returns (ConnectionCheck, None) or (None, error message)."""
-    adapter = PROVIDERS[kind].adapter_class(settings=form.settings(), secrets=form.secrets())
+    adapter = PROVIDERS[kind].adapter_class.for_store(form.settings(), form.secrets())
     try:
         return adapter.test(), None
     except ExternalAPIError as error:
         return None, str(error)
+    finally:
+        adapter.close()
 
 
 @member_required(Role.OWNER)
@@ -40,7 +42,8 @@ def connect(request, kind):
         if error:
             form.add_error(None, error)
         else:
-            connection = services.connect(
+            connection = lifecycle.connect(
+                PSAConnection,
                 request.organization,
                 request.user,
                 kind=kind,
@@ -186,45 +189,6 @@ def lines(request, connection_id):
         ["company__name", "product__name", "product__identifier", "description"],
         "psa/lines.html",
     )
-
-
-@member_required(Role.OWNER)
-def rotate(request, connection_id):
-    connection = get_for_org(PSAConnection, request, pk=connection_id)
-    form_class = _form_class(connection.kind)
-    form = form_class(
-        request.POST or None, initial=connection.settings | {"description": connection.description}
-    )
-    if request.method == "POST" and form.is_valid():
-        check, error = _check(connection.kind, form)
-        if error:
-            form.add_error(None, error)
-        else:
-            # The form holds the credential settings only; keep the request budget.
-            kept = {
-                key: connection.settings[key]
-                for key in ("requests_per_minute",)
-                if key in connection.settings
-            }
-            services.rotate_secrets(
-                connection, request.user, form.secrets(), form.settings() | check.settings | kept
-            )
-            messages.success(
-                request, f"The new credentials work and replaced the old ones. {check.message}"
-            )
-            return redirect("psa:detail", connection.pk)
-    return render(request, "psa/rotate.html", {"connection": connection, "form": form})
-
-
-@member_required(Role.OWNER)
-def disconnect(request, connection_id):
-    connection = get_for_org(PSAConnection, request, pk=connection_id)
-    form = DeleteConnectionForm(request.POST or None, connection=connection)
-    if request.method == "POST" and form.is_valid():
-        services.disconnect(connection, request.user)
-        messages.success(request, f"{connection} was deleted with everything imported through it.")
-        return redirect("integrations")
-    return render(request, "psa/disconnect.html", {"connection": connection, "form": form})
 
 
 @member_required()

@@ -59,14 +59,18 @@ class VendorConnectionFactory(factory.django.DjangoModelFactory):
 
     organization = factory.SubFactory(OrganizationFactory)
     kind = "knowbe4_partner"
-    region = "us"
-    base_url = "http://127.0.0.1:9/knowbe4/us/graphql"
+    settings = factory.LazyFunction(
+        lambda: {
+            "region": "us",
+            "base_url": "http://127.0.0.1:9/knowbe4/us/graphql",
+            "api_schema": "2023",
+        }
+    )
     state = VendorConnection.State.ACTIVE
-    api_schema = "2023"
 
     @factory.post_generation
     def credential(obj, create, extracted, **kwargs):
-        obj.set_credential(extracted or "factory-key-0000")
+        obj.set_secrets({"api_key": extracted or "factory-key-0000"})
         if create:
             obj.save()
 

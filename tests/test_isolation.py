@@ -70,7 +70,7 @@ def victim(db):
         source="manual",
     )
     csv = VendorConnection.objects.create(
-        organization=organization, kind="csv_upload", region="", base_url="", polling_interval=0
+        organization=organization, kind="csv_upload", polling_interval=0
     )
     profile = CsvProfile.objects.create(
         organization=organization,

@@ -1,6 +1,7 @@
-"""A database made before the providers (kinds as choices, psa 0006 / integrations 0008)
-upgrades with `migrate` and keeps every connection, its credential (still decryptable), every
-imported row, mapping and push."""
+"""A database made before the providers (kinds as choices, psa 0006 / integrations 0008, a
+vendor key in its own column) upgrades with `migrate` and keeps every connection, its
+credential (still decryptable, now in the one credential store), every imported row, mapping
+and push."""
 
 import json
 from decimal import Decimal
@@ -90,6 +91,7 @@ def test_old_rows_survive_the_upgrade():
         base_url="https://training.knowbe4.com/graphql",
         credential_encrypted=crypto.encrypt("kb4-partner-key-1234"),
         credential_last4="1234",
+        api_schema="2023",
     )
     account = VendorAccount.objects.create(
         organization=org, connection=vendor, external_id="1001", name="Acme"
@@ -120,6 +122,19 @@ def test_old_rows_survive_the_upgrade():
     assert NewPush.objects.get(line_id=line.pk).requested_quantity == Decimal(30)
     vendor_now = NewVendor.objects.get(pk=vendor.pk)
     assert vendor_now.credential() == "kb4-partner-key-1234"
+    # One credential store on both sides: where the key applies went into the settings.
+    assert vendor_now.settings == {
+        "region": "us",
+        "base_url": "https://training.knowbe4.com/graphql",
+        "api_schema": "2023",
+    }
+    assert vendor_now.secret_hint == "1234" and str(vendor_now).endswith("…1234")
+    adapter = vendor_now.adapter()
+    assert (adapter.base_url, adapter.credential, adapter.api_schema) == (
+        "https://training.knowbe4.com/graphql",
+        "kb4-partner-key-1234",
+        "2023",
+    )
     assert vendor_now.kind_label == "KnowBe4 Partner API"
     assert NewAccount.objects.filter(connection=vendor_now, external_id="1001").exists()
     from reconcile.mapping.models import AccountMapping as NewMapping

@@ -136,8 +136,14 @@ class PSAAdapter(ABC):
         self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
 
     @classmethod
+    def for_store(cls, settings: dict, secrets: dict) -> "PSAAdapter":
+        """Built from a connection's stored (or about to be stored) settings and secrets."""
+        return cls(settings=settings, secrets=secrets)
+
+    @classmethod
     def for_connection(cls, connection) -> "PSAAdapter":
-        return cls(settings=connection.settings, secrets=connection.secrets())
+        """`connection.adapter()`: built from what the connection stores."""
+        return cls.for_store(connection.settings, connection.secrets())
 
     def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release the adapter's HTTP clients (adapters that keep one override this)."""

@@ -1,9 +1,20 @@
-"""What every connection to the outside world has, vendor or PSA (an abstract model)."""
+"""What every connection to the outside world has, vendor or PSA (an abstract model).
+
+One credential store for both sides: `settings` holds what is not secret (a region, a base
+URL, a site and codebase, a request budget, the API schema detected), `secrets_encrypted` the
+secrets as one encrypted JSON object, `secret_hint` the last four characters a person
+recognises them by. The provider's adapter is built from the two (`adapter()`).
+"""
+
+import json
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from reconcile.core import crypto
 
 
 class PollingInterval(models.IntegerChoices):
@@ -24,6 +35,11 @@ class Connection(models.Model):
         DISABLED = "disabled", "Disabled"
 
     description = models.CharField(max_length=200, blank=True)
+    settings = models.JSONField(default=dict)
+    secrets_encrypted = models.TextField(blank=True)
+    secret_hint = models.CharField(max_length=8, blank=True)
+    # The expiry date a person gave the credential, so TrueUp can warn before it stops working.
+    credential_expires_on = models.DateField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
@@ -43,6 +59,7 @@ class Connection(models.Model):
     # The side's providers (reconcile.core.providers.Registry); `kind` is one of their kinds.
     providers = None
     side = ""  # "vendor" or "psa": names its runs' foreign key and its schedules
+    import_class = ""  # dotted path of the side's reconcile.core.imports.Import
 
     class Meta:
         abstract = True
@@ -59,6 +76,33 @@ class Connection(models.Model):
     def adapter(self):
         """The provider's adapter for this connection: the one way to build one."""
         return self.provider.adapter_class.for_connection(self)
+
+    def start_import(self, sync_run_id: int):
+        """The side's import (reconcile.core.imports) for one run of this connection."""
+        return import_string(self.import_class)(self, sync_run_id)
+
+    @property
+    def has_credential(self) -> bool:
+        return self.provider.has_credential
+
+    def set_secrets(self, secrets: dict) -> None:
+        self.secrets_encrypted = crypto.encrypt(json.dumps(secrets))
+        longest = max(secrets.values(), key=len, default="")
+        self.secret_hint = longest[-4:]
+
+    def secrets(self) -> dict:
+        return json.loads(crypto.decrypt(self.secrets_encrypted)) if self.secrets_encrypted else {}
+
+    def audit_fields(self) -> dict:
+        """What an audit record may say about this connection: never a secret."""
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "settings": self.settings,
+            "secret_last4": self.secret_hint,
+            "expires_on": str(self.credential_expires_on or ""),
+            "state": self.state,
+        }
 
     @property
     def confirm_name(self) -> str:

@@ -20,10 +20,15 @@ class Provider:
     label: str  # "ConnectWise PSA"
     adapter: str  # dotted path of the adapter class
     form: str = ""  # dotted path of the connect form ("" when the provider has its own views)
+    # Dotted path of the form that replaces the credentials ("": the connect form). A form
+    # gives `settings()` and `secrets()`, and `expires_on` where the credential has one.
+    rotate_form: str = ""
     # What TrueUp keeps to when a connection sets no request budget, in words.
     budget: str = "not limited; TrueUp backs off when the API answers 429"
     # False for a provider without an outside credential (CSV uploads): no rotate, no test.
     has_credential: bool = True
+    # What a person calls the credential ("key" for an API key), in "Rotate credentials".
+    credential_noun: str = "credentials"
     # What a person does in the outside product before connecting, one step each (connect page).
     setup: tuple[str, ...] = ()
     # What the API calls the recurring billing a seat line sits on ("agreement").
@@ -39,6 +44,10 @@ class Provider:
     @cached_property
     def form_class(self):
         return import_string(self.form) if self.form else None
+
+    @cached_property
+    def rotate_form_class(self):
+        return import_string(self.rotate_form or self.form)
 
     def sandbox_fields(self, base_url: str, slug: str = "demo") -> tuple[dict, dict]:
         if not self.sandbox:

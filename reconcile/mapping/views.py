@@ -91,7 +91,7 @@ def accounts(request):
     rows = (
         VendorAccount.objects.filter(organization=organization, missing_since=None)
         .select_related("connection", "mapping__psa_company")
-        .defer("raw", "connection__credential_encrypted", "mapping__psa_company__raw")
+        .defer("raw", "connection__secrets_encrypted", "mapping__psa_company__raw")
         .order_by("name", "id")
     )
     rows = _search(rows, query, "name", "domain")

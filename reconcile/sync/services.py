@@ -12,12 +12,15 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from integrations import services as vendor_services
 from integrations.models import VendorConnection
-from psa import services as psa_services
 from psa.models import PSAConnection
 from reconcile.core.errors import CredentialRejected, ExternalAPIError
-from reconcile.core.signals import connection_quarantined, sync_failed, sync_succeeded
+from reconcile.core.signals import (
+    connection_deleted,
+    connection_quarantined,
+    sync_failed,
+    sync_succeeded,
+)
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy import audit
 
@@ -106,7 +109,7 @@ def run_sync(run_id: int) -> SyncRun | None:
     run.note(f"Started ({run.get_trigger_display().lower()}).")
     _save_progress(run)
     try:
-        counts = IMPORTS[connection.side](run, connection)
+        counts = _import(run, connection)
     except ExternalAPIError as error:
         return _fail(run, connection, error, str(error))
     except Exception as error:
@@ -127,64 +130,32 @@ def run_sync(run_id: int) -> SyncRun | None:
     return run
 
 
-def _import_vendor(run: SyncRun, connection: VendorConnection):
+def _import(run: SyncRun, connection):
+    """Fetch every page of every step of the connection's import, then merge it all."""
     adapter = connection.adapter()
-    staging = vendor_services.AccountImport(connection, run.pk)
+    staging = connection.start_import(run.pk)
     try:
-        for page in prefetched(adapter.iter_account_pages()):
-            run.progress_done, run.progress_total = page.number, page.total_pages
-            run.note(
-                f"Fetched page {page.number} of {page.total_pages} ({len(page.accounts)} accounts)."
-            )
-            with transaction.atomic():  # one commit per page: its staged rows and progress
-                staging.stage(page.accounts)
-                _save_progress(run)
-        counts = staging.finish()
+        steps = staging.steps(adapter)
+        for step in steps:
+            for page in prefetched(step.pages):
+                run.progress_done += 1
+                if len(steps) == 1 and page.total_pages:  # else the total is not known yet
+                    run.progress_total = page.total_pages
+                of = f" of {page.total_pages}" if page.total_pages else ""
+                run.note(f"Fetched {step.label} page {page.number}{of} ({len(page.items)}).")
+                with transaction.atomic():  # one commit per page: what it staged, and progress
+                    step.add(page.items)
+                    _save_progress(run)
+        counts, summary = staging.finish()
     except Exception:
         staging.discard()
         raise
-    connection.mark_succeeded(api_schema=adapter.api_schema or connection.api_schema)
-    stored = counts.added + counts.updated + counts.unchanged
-    run.note(
-        f"Stored {stored} accounts: {counts.added} added, {counts.updated} updated, "
-        f"{counts.unchanged} unchanged, {counts.removed} no longer listed."
-    )
-    return counts
-
-
-def _import_psa(run: SyncRun, connection: PSAConnection):
-    adapter = connection.adapter()
-    staging = psa_services.PSAImport(connection)
-    steps = [
-        ("companies", adapter.iter_companies(), staging.add_companies),
-        ("products", adapter.iter_products(), staging.add_products),
-        (
-            "billing lines",
-            adapter.iter_billing_lines(connection.container_type_ids),
-            staging.add_lines,
-        ),
-    ]
-    try:
-        for label, pages, add in steps:
-            for page in prefetched(pages):
-                add(page.items)
-                run.progress_done += 1
-                of = f" of {page.total_pages}" if page.total_pages else ""
-                run.note(f"Fetched {label} page {page.number}{of} ({len(page.items)}).")
-                _save_progress(run)
     finally:
         adapter.close()
-    counts = staging.finish()
-    connection.mark_succeeded()
-    for label, count in counts.items():
-        run.note(
-            f"{label.capitalize()}: {count.added} added, {count.updated} updated, "
-            f"{count.unchanged} unchanged, {count.removed} no longer listed."
-        )
-    return counts["lines"]
-
-
-IMPORTS = {"vendor": _import_vendor, "psa": _import_psa}
+    connection.mark_succeeded(**staging.learnt(adapter))
+    for line in summary:
+        run.note(line)
+    return counts
 
 
 def _fail(run: SyncRun, connection, error: Exception, message: str) -> SyncRun:
@@ -291,7 +262,84 @@ def on_connection_deleted(sender, instance, **kwargs) -> None:
     Schedule.objects.filter(name=schedule_name(instance)).delete()
 
 
-# A connection's life: test, deactivate / activate, resume after quarantine.
+# A connection's life: connect, test, rotate its credentials, deactivate / activate, resume
+# after quarantine, delete. One set for both sides; what differs lives in the provider.
+
+
+@transaction.atomic
+def connect(
+    model,
+    organization,
+    actor,
+    *,
+    kind: str,
+    settings: dict,
+    secrets: dict,
+    description: str = "",
+    expires_on=None,
+    **fields,
+):
+    """Save a connection whose credentials the caller already tested; `model` is the side's
+    connection model, `fields` further model fields (an account name, a polling interval)."""
+    connection = model(
+        organization=organization,
+        kind=kind,
+        settings=settings,
+        description=description,
+        credential_expires_on=expires_on,
+        state=model.State.PENDING,
+        **fields,
+    )
+    connection.set_secrets(secrets)
+    connection.save()
+    audit.record(
+        organization,
+        actor,
+        "connection.created",
+        connection,
+        after=connection.audit_fields() | {key: str(value) for key, value in fields.items()},
+    )
+    return connection
+
+
+@transaction.atomic
+def rotate_credentials(connection, actor, *, secrets: dict, settings: dict, expires_on=None):
+    """Replace the credentials (already tested by the caller); `settings` are merged into the
+    stored ones, so what the form does not ask for (a request budget) is kept."""
+    before = {
+        "secret_last4": connection.secret_hint,
+        "expires_on": str(connection.credential_expires_on or ""),
+    }
+    connection.set_secrets(secrets)
+    connection.settings = connection.settings | settings
+    connection.credential_expires_on = expires_on
+    connection.save(
+        update_fields=["secrets_encrypted", "secret_hint", "settings", "credential_expires_on"]
+    )
+    audit.record(
+        connection.organization,
+        actor,
+        "connection.credentials_rotated",
+        connection,
+        before=before,
+        after={"secret_last4": connection.secret_hint, "expires_on": str(expires_on or "")},
+    )
+
+
+@transaction.atomic
+def delete_connection(connection, actor) -> None:
+    """Remove the credentials and everything imported through the connection; the audit log
+    and the push ledger keep the record of what happened."""
+    audit.record(
+        connection.organization,
+        actor,
+        "connection.disconnected",
+        connection,
+        before=connection.audit_fields() | connection.contents(),
+    )
+    organization = connection.organization
+    connection.delete()
+    connection_deleted.send(sender=type(connection), organization=organization)
 
 
 def test_connection(connection) -> tuple[bool, str]:
@@ -302,9 +350,7 @@ def test_connection(connection) -> tuple[bool, str]:
     except ExternalAPIError as error:
         return False, str(error)
     finally:
-        close = getattr(adapter, "close", None)  # vendor adapters hold no client
-        if close:
-            close()
+        adapter.close()
     return True, f"{check.message} ({check.latency_ms} ms)"
 
 

@@ -7,6 +7,8 @@ from django.views.decorators.http import require_POST
 from integrations.models import VendorConnection
 from psa.models import PSAConnection
 from reconcile.core.connections import PollingInterval
+from reconcile.core.errors import ExternalAPIError
+from reconcile.forms import DeleteConnectionForm
 from reconcile.sync import services
 from reconcile.sync.models import SyncRun
 from reconcile.sync.services import CONNECTION_MODELS, queue_sync
@@ -205,3 +207,58 @@ def resume(request, kind, connection_id):
     else:
         messages.error(request, f"Still quarantined: the test failed. {message}")
     return redirect(detail_url(connection))
+
+
+@member_required(Role.OWNER)
+def rotate(request, kind, connection_id):
+    """Replace a connection's credentials: the new ones are tested first, the old ones stay in
+    use until they work. The form is the provider's (its connect form unless it has one)."""
+    connection = _connection(request, kind, connection_id)
+    provider = connection.provider
+    if not provider.has_credential:
+        raise Http404("This connection has no credentials.")
+    form = provider.rotate_form_class(
+        request.POST or None, initial=connection.settings | {"description": connection.description}
+    )
+    if request.method == "POST" and form.is_valid():
+        settings = connection.settings | form.settings()
+        adapter = provider.adapter_class.for_store(settings, form.secrets())
+        try:
+            check = adapter.test()
+        except ExternalAPIError as error:
+            form.add_error(None, str(error))
+        else:
+            services.rotate_credentials(
+                connection,
+                request.user,
+                secrets=form.secrets(),
+                settings=form.settings() | check.settings,
+                expires_on=form.cleaned_data.get("expires_on"),
+            )
+            messages.success(
+                request, f"The new {provider.credential_noun} replaced the old. {check.message}"
+            )
+            return redirect(detail_url(connection))
+        finally:
+            adapter.close()
+    return render(
+        request,
+        "sync/rotate.html",
+        {"connection": connection, "form": form, "noun": provider.credential_noun},
+    )
+
+
+@member_required(Role.OWNER)
+def delete(request, kind, connection_id):
+    """Delete a connection and what was imported through it, confirmed by its typed name."""
+    connection = _connection(request, kind, connection_id)
+    form = DeleteConnectionForm(request.POST or None, connection=connection)
+    if request.method == "POST" and form.is_valid():
+        services.delete_connection(connection, request.user)
+        messages.success(request, f"{connection} was deleted with everything imported through it.")
+        return redirect("integrations")
+    return render(
+        request,
+        "sync/delete.html",
+        {"connection": connection, "form": form, "contents": connection.contents()},
+    )

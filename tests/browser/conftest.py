@@ -9,8 +9,9 @@ from django.conf import settings as django_settings
 from django_q.conf import Conf
 from playwright.sync_api import sync_playwright
 
-from integrations import services as vendor_services
-from psa import services as psa_services
+from integrations.models import VendorConnection
+from psa.models import PSAConnection
+from reconcile.sync import services as lifecycle
 from reconcile.sync.services import queue_sync, run_sync
 from sandboxes.demo import psa_connection_fields
 from tests.factories import PASSWORD
@@ -86,15 +87,14 @@ def imported(connection):
 def demo_knowbe4(sandbox, organization, owner):
     """The demo partner key connected and imported."""
     return imported(
-        vendor_services.connect(
+        lifecycle.connect(
+            VendorConnection,
             organization,
             owner,
             kind="knowbe4_partner",
-            region="us",
-            base_url=sandbox.graphql_url("us"),
-            credential=sandbox.demo_key,
+            settings={"region": "us", "base_url": sandbox.graphql_url("us"), "api_schema": "2023"},
+            secrets={"api_key": sandbox.demo_key},
             description="Demo partner",
-            api_schema="2023",
         )
     )
 
@@ -104,7 +104,12 @@ def demo_connectwise(sandbox, organization, owner):
     """The demo ConnectWise of the sandbox connected and imported."""
     settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
     return imported(
-        psa_services.connect(
-            organization, owner, kind="connectwise", settings=settings, secrets=secrets
+        lifecycle.connect(
+            PSAConnection,
+            organization,
+            owner,
+            kind="connectwise",
+            settings=settings,
+            secrets=secrets,
         )
     )

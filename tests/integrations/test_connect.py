@@ -34,7 +34,7 @@ def test_connecting_saves_a_pending_connection_and_queues_the_import(owner_clien
     assert response.status_code == 302
     assert response.url == reverse("integrations:detail", args=[connection.pk])
     assert connection.state == VendorConnection.State.PENDING
-    assert connection.credential_last4 == sandbox.demo_key[-4:]
+    assert connection.secret_hint == sandbox.demo_key[-4:]
     assert SyncRun.objects.get().state == SyncRun.State.QUEUED
     page = owner_client.get(response.url).content.decode()
     assert "Pending" in page and "Import queued" in page and "↻ Refresh" in page
@@ -177,7 +177,7 @@ def test_the_key_is_encrypted_at_rest_and_never_rendered_or_audited(owner_client
     connect(owner_client, key)
     connection = VendorConnection.objects.get()
     with db_connection.cursor() as cursor:
-        cursor.execute("SELECT credential_encrypted FROM integrations_vendorconnection")
+        cursor.execute("SELECT secrets_encrypted FROM integrations_vendorconnection")
         (stored,) = cursor.fetchone()
     assert key not in stored and key[-12:] not in stored
     assert connection.credential() == key
@@ -206,8 +206,8 @@ def test_rotating_the_key_checks_the_new_one_first(owner_client, sandbox):
     assert response.status_code == 302
     connection.refresh_from_db()
     assert str(connection.credential_expires_on) == "2031-01-31"
-    event = AuditEvent.objects.get(action="connection.key_rotated")
-    assert event.after == {"key_last4": new_key[-4:], "expires_on": "2031-01-31"}
+    event = AuditEvent.objects.get(action="connection.credentials_rotated")
+    assert event.after == {"secret_last4": new_key[-4:], "expires_on": "2031-01-31"}
 
 
 def test_disconnect_asks_for_confirmation_and_removes_imported_data(
@@ -226,7 +226,7 @@ def test_disconnect_asks_for_confirmation_and_removes_imported_data(
     for model in (VendorConnection, VendorAccount, VendorService, UsageSnapshot, SyncRun):
         assert not model.objects.exists(), model
     event = AuditEvent.objects.get(action="connection.disconnected")
-    assert event.before["accounts"] == 160 and event.before["key_last4"] == sandbox.demo_key[-4:]
+    assert event.before["accounts"] == 160 and event.before["secret_last4"] == sandbox.demo_key[-4:]
 
 
 def test_accounts_list_is_searchable_and_paginated(

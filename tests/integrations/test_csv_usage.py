@@ -218,10 +218,10 @@ def test_creating_a_connection_needs_no_credential_and_is_synced_by_hand_only(
     response = client.post(reverse("integrations:csv_new"), {"description": "Acme Backup usage"})
     connection = VendorConnection.objects.get()
     assert response.url == reverse("integrations:csv_connection", args=[connection.pk])
-    assert (connection.kind, connection.credential_encrypted, connection.base_url) == (
+    assert (connection.kind, connection.secrets_encrypted, connection.settings) == (
         "csv_upload",
         "",
-        "",
+        {},
     )
     assert connection.polling_interval == 0
     assert AuditEvent.objects.filter(action="connection.created").count() == 1

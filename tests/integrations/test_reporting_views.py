@@ -76,9 +76,8 @@ def tenant_connection(sandbox, reporting_urls, organization):
     connection = VendorConnectionFactory(
         organization=organization,
         kind="knowbe4_reporting",
-        base_url=tenant["base_url"],
+        settings={"region": "us", "base_url": tenant["base_url"]},
         credential=tenant["key"],
-        api_schema="",
         account_name="Tenant",
     )
     assert sync(connection).state == "succeeded"
@@ -221,7 +220,9 @@ def test_429s_without_headers_are_backed_off_and_the_run_completes(sandbox, repo
     tenant = make_tenant(sandbox, active_users=1_200, name="Throttled tenant")  # 4 requests
     sandbox.set_key(tenant["key"], rate_limit_per_second=1)
     connection = VendorConnectionFactory(
-        kind="knowbe4_reporting", base_url=tenant["base_url"], credential=tenant["key"]
+        kind="knowbe4_reporting",
+        settings={"base_url": tenant["base_url"]},
+        credential=tenant["key"],
     )
     run = sync(connection)
     assert run.state == "succeeded", run.error_message

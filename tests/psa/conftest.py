@@ -1,8 +1,9 @@
 import httpx
 import pytest
 
-from psa import services
+from psa.models import PSAConnection
 from psa.providers import PROVIDERS
+from reconcile.sync import services as lifecycle
 from sandboxes.demo import psa_connection_fields
 
 KINDS = PROVIDERS.kinds()  # a provider is in the contract suite once it is registered
@@ -43,8 +44,13 @@ def make_psa_connection(sandbox, organization, owner, django_capture_on_commit_c
         base_settings, secrets = demo_settings_and_secrets(kind, sandbox.base_url)
         base_settings |= settings
         check = PROVIDERS[kind].adapter_class(settings=base_settings, secrets=secrets).test()
-        connection = services.connect(
-            organization, owner, kind=kind, settings=base_settings | check.settings, secrets=secrets
+        connection = lifecycle.connect(
+            PSAConnection,
+            organization,
+            owner,
+            kind=kind,
+            settings=base_settings | check.settings,
+            secrets=secrets,
         )
         from reconcile.core.signals import request_sync
 

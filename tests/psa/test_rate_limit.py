@@ -12,6 +12,7 @@ from psa import services
 from psa.models import PSAConnection
 from psa.providers.base import LineKey
 from reconcile.core import http
+from reconcile.sync import services as lifecycle
 from reconcile.tenancy.models import AuditEvent, Role
 from sandboxes import psa_data
 from sandboxes.connectwise import CURRENT_CODEBASE
@@ -129,7 +130,8 @@ def test_a_viewer_sees_the_budget_but_gets_403_changing_it(client, member_factor
 
 def test_rotating_the_credentials_keeps_the_budget(owner_client, organization, owner, sandbox):
     settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
-    connection = services.connect(
+    connection = lifecycle.connect(
+        PSAConnection,
         organization,
         owner,
         kind="connectwise",
@@ -171,7 +173,8 @@ def test_a_paced_burst_is_spread_to_the_budget_and_never_answered_429(sandbox, o
     cw = PSASandbox(sandbox.base_url, "connectwise")
     cw.faults(rate_limit_per_minute=600)
     settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
-    connection = services.connect(
+    connection = lifecycle.connect(
+        PSAConnection,
         organization,
         owner,
         kind="connectwise",

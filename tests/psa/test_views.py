@@ -55,7 +55,10 @@ def test_connect_choose_types_and_import(owner_client, sandbox, django_capture_o
     assert BillingLine.objects.filter(connection=connection).count() == len(UNIVERSE.lines())
     assert PSAProduct.objects.filter(connection=connection).count() == len(UNIVERSE.products)
     assert SyncRun.objects.get().added == len(UNIVERSE.lines())
-    assert AuditEvent.objects.filter(action__in=["psa.connected", "psa.types_chosen"]).count() == 2
+    assert (
+        AuditEvent.objects.filter(action__in=["connection.created", "psa.types_chosen"]).count()
+        == 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,7 +175,7 @@ def test_disconnect_deletes_imported_data_but_keeps_the_push_ledger(
         assert not model.objects.exists(), model
     push = QuantityPush.objects.get()
     assert push.line is None and push.line_repr
-    assert AuditEvent.objects.filter(action="psa.disconnected").exists()
+    assert AuditEvent.objects.filter(action="connection.disconnected").exists()
 
 
 def test_the_ledger_shows_an_unconfirmed_push_in_red(
@@ -207,5 +210,5 @@ def test_rotating_credentials_tests_the_new_ones_first(make_psa_connection, owne
     assert response.status_code == 302
     connection.refresh_from_db()
     assert connection.secrets() == old and connection.settings["codebase"] == "v2025_1/"
-    event = AuditEvent.objects.get(action="psa.secrets_rotated")
+    event = AuditEvent.objects.get(action="connection.credentials_rotated")
     assert old["private_key"] not in str(event.before) + str(event.after)

@@ -243,4 +243,4 @@ def test_deleting_the_psa_connection_leaves_none_of_its_rows_but_keeps_the_ledge
     ledger = QuantityPush.objects.get()
     assert ledger.line is None and ledger.outcome == "confirmed"
     assert PushItem.objects.get().line is None  # the push history stays readable
-    assert AuditEvent.objects.filter(action="psa.disconnected").exists()
+    assert AuditEvent.objects.filter(action="connection.disconnected").exists()

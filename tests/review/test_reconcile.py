@@ -3,11 +3,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from integrations.models import UsageSnapshot
-from psa.models import BillingLine
+from integrations.models import UsageSnapshot, VendorConnection
+from psa.models import BillingLine, PSAConnection
 from reconcile.mapping.models import AccountMapping, ServiceMapping
 from reconcile.review.models import BillingRule, CountHistory, SeatDiscrepancy
 from reconcile.review.services import reconcile_organization
+from reconcile.sync import services as lifecycle
 from tests.factories import (
     BillingLineFactory,
     PSACompanyFactory,
@@ -214,25 +215,23 @@ def test_a_successful_sync_reconciles_the_organization(
 ):
     """The real path: import KnowBe4 and ConnectWise from the sandboxes, map one customer and
     one service, sync, and the card is there."""
-    from integrations import services as vendor_services
     from integrations.models import VendorAccount
-    from psa import services as psa_services
     from psa.models import BillingLine
     from reconcile.core.signals import request_sync
     from reconcile.sync.models import SyncRun
     from tests.psa.conftest import demo_settings_and_secrets
 
-    kb4 = vendor_services.connect(
+    kb4 = lifecycle.connect(
+        VendorConnection,
         organization,
         None,
         kind="knowbe4_partner",
-        region="us",
-        base_url=sandbox.graphql_url(),
-        credential=sandbox.demo_key,
+        settings={"region": "us", "base_url": sandbox.graphql_url()},
+        secrets={"api_key": sandbox.demo_key},
     )
     settings, secrets = demo_settings_and_secrets("connectwise", sandbox.base_url)
-    cw = psa_services.connect(
-        organization, None, kind="connectwise", settings=settings, secrets=secrets
+    cw = lifecycle.connect(
+        PSAConnection, organization, None, kind="connectwise", settings=settings, secrets=secrets
     )
     with django_capture_on_commit_callbacks(execute=True):
         request_sync(cw, trigger="connect")

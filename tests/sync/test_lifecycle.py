@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 from django_q.models import Schedule
 
-from integrations import services as vendor_services
 from integrations.models import (
     UsageSnapshot,
     VendorAccount,
@@ -14,6 +13,7 @@ from integrations.models import (
 from reconcile.mapping import services as mapping
 from reconcile.mapping.models import AccountMapping, RejectedSuggestion, ServiceMapping
 from reconcile.sync import services
+from reconcile.sync import services as lifecycle
 from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import AuditEvent, Role
 from tests.conftest import login
@@ -24,14 +24,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def kb4(sandbox, organization, owner):
-    connection = vendor_services.connect(
+    connection = lifecycle.connect(
+        VendorConnection,
         organization,
         owner,
         kind="knowbe4_partner",
-        region="us",
-        base_url=sandbox.graphql_url("us"),
-        credential=sandbox.demo_key,
-        api_schema="2023",
+        settings={"region": "us", "base_url": sandbox.graphql_url("us"), "api_schema": "2023"},
+        secrets={"api_key": sandbox.demo_key},
     )
     assert sync(connection).state == "succeeded"
     connection.refresh_from_db()

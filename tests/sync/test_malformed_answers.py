@@ -29,17 +29,16 @@ import httpx
 import pytest
 from starlette.responses import JSONResponse
 
-from integrations import services as vendor_services
 from integrations.models import (
     StagedAccount,
     StagedUsage,
     UsageSnapshot,
     VendorAccount,
+    VendorConnection,
     VendorService,
 )
 from integrations.providers.knowbe4_partner.adapter import to_int
-from psa import services as psa_services
-from psa.models import BillingContainer, BillingLine, PSACompany, PSAProduct
+from psa.models import BillingContainer, BillingLine, PSACompany, PSAConnection, PSAProduct
 from psa.providers import PROVIDERS
 from psa.providers.autotask import adapter as autotask
 from psa.providers.base import ContainerRecord
@@ -49,6 +48,7 @@ from reconcile.core import http
 from reconcile.core.connections import PollingInterval
 from reconcile.core.errors import AnswerTooLarge, BadAnswer, Unreachable
 from reconcile.sync import services, tasks
+from reconcile.sync import services as lifecycle
 from reconcile.sync.models import SyncRun
 from sandboxes.demo import psa_connection_fields
 from sandboxes.ratelimit import HUGE_BYTES, MANGLES, mangle_json, mangle_response
@@ -83,7 +83,7 @@ class Target:
 # - Halo: a token, clients page 1, page 2, ...
 # - any other PSA: companies page 1, page 2, ...
 TARGETS = {
-    "knowbe4_partner": {None: Target(3, "Fetched page 1 of 4")},
+    "knowbe4_partner": {None: Target(3, "Fetched accounts page 1 of 4")},
     "knowbe4_reporting": {
         None: Target(3, None),
         "null_names": Target(1, None),
@@ -108,14 +108,17 @@ class Connected:
         settings.KNOWBE4_PAGE_SIZE = PAGE_SIZE
         if kind == "knowbe4_partner":
             self.key = sandbox.demo_key
-            self.connection = vendor_services.connect(
+            self.connection = lifecycle.connect(
+                VendorConnection,
                 organization,
                 owner,
                 kind=kind,
-                region="us",
-                base_url=sandbox.graphql_url("us"),
-                credential=self.key,
-                api_schema="2023",
+                settings={
+                    "region": "us",
+                    "base_url": sandbox.graphql_url("us"),
+                    "api_schema": "2023",
+                },
+                secrets={"api_key": self.key},
             )
         elif kind == "knowbe4_reporting":
             response = httpx.post(
@@ -128,12 +131,13 @@ class Connected:
             self.key = tenant["key"]
             # The API's 4 a second would only slow the two imports down here.
             sandbox.set_key(self.key, rate_limit_per_second=None, rate_limit_per_minute=None)
-            self.connection = vendor_services.connect_reporting(
+            self.connection = lifecycle.connect(
+                VendorConnection,
                 organization,
                 owner,
-                region="us",
-                base_url=tenant["base_url"],
-                credential=self.key,
+                kind="knowbe4_reporting",
+                settings={"region": "us", "base_url": tenant["base_url"]},
+                secrets={"api_key": self.key},
                 account_name="Malformed Tenant",
                 polling_interval=PollingInterval.DAILY,
             )
@@ -141,7 +145,8 @@ class Connected:
             base_settings, secrets = psa_connection_fields(kind, sandbox.base_url)
             base_settings["page_size"] = PAGE_SIZE
             check = PROVIDERS[kind].adapter_class(settings=base_settings, secrets=secrets).test()
-            self.connection = psa_services.connect(
+            self.connection = lifecycle.connect(
+                PSAConnection,
                 organization,
                 owner,
                 kind=kind,

@@ -12,7 +12,7 @@ def test_rotation_re_encrypts_every_credential_with_the_newest_key(settings):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.TRUEUP_ENCRYPTION_KEYS = [old]
     vendor = VendorConnectionFactory()
-    vendor.set_credential("kb4-partner-secret")
+    vendor.set_secrets({"api_key": "kb4-partner-secret"})
     vendor.save()
     psa = PSAConnectionFactory(secrets={"private_key": "cw-private"})
     settings.TRUEUP_ENCRYPTION_KEYS = [new, old]
@@ -24,4 +24,4 @@ def test_rotation_re_encrypts_every_credential_with_the_newest_key(settings):
     assert psa.secrets() == {"private_key": "cw-private"}
     settings.TRUEUP_ENCRYPTION_KEYS = [old]
     with pytest.raises(InvalidToken):
-        crypto.decrypt(vendor.credential_encrypted)
+        crypto.decrypt(vendor.secrets_encrypted)

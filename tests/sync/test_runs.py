@@ -66,7 +66,7 @@ def test_a_failure_that_left_garbage_on_the_run_still_records_the_failure(monkey
         run_.progress_done = {"x": 2}  # what a wrong-typed page number once produced
         raise KeyError("boom")
 
-    monkeypatch.setitem(services.IMPORTS, "vendor", broken)
+    monkeypatch.setattr(services, "_import", broken)
     services.run_sync(run.pk)
     run.refresh_from_db()
     assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"

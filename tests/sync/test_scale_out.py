@@ -8,7 +8,8 @@ from django_q.conf import Conf
 from django_q.models import Success
 from django_q.tasks import async_task
 
-from integrations import services as vendor_services
+from integrations.models import VendorConnection
+from reconcile.sync import services as lifecycle
 from reconcile.sync.models import SyncRun
 from reconcile.sync.services import queue_sync
 
@@ -24,14 +25,13 @@ def test_two_worker_clusters_run_each_of_20_connections_exactly_once(
     monkeypatch.setattr(Conf, "SYNC", False)  # tasks go to the shared ORM broker
     runs = []
     for number in range(CONNECTIONS):
-        connection = vendor_services.connect(
+        connection = lifecycle.connect(
+            VendorConnection,
             organization,
             owner,
             kind="knowbe4_partner",
-            region="us",
-            base_url=sandbox.graphql_url("us"),
-            credential=sandbox.demo_key,
-            api_schema="2023",
+            settings={"region": "us", "base_url": sandbox.graphql_url("us"), "api_schema": "2023"},
+            secrets={"api_key": sandbox.demo_key},
             description=f"Partner key {number}",
         )
         run = queue_sync(connection, trigger="manual", actor=owner)

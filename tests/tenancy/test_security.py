@@ -10,8 +10,9 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from integrations.models import VendorConnection
-from psa import services as psa_services
+from psa.models import PSAConnection
 from reconcile.core.signals import request_sync
+from reconcile.sync import services as lifecycle
 from reconcile.tenancy.models import AuditEvent
 from sandboxes.demo import psa_connection_fields
 from tests.conftest import login
@@ -129,8 +130,13 @@ def test_no_key_in_any_page_log_or_audit_record(
         )
     settings, secrets = psa_connection_fields("connectwise", sandbox.base_url)
     with django_capture_on_commit_callbacks(execute=True):
-        connection = psa_services.connect(
-            organization, owner, kind="connectwise", settings=settings, secrets=secrets
+        connection = lifecycle.connect(
+            PSAConnection,
+            organization,
+            owner,
+            kind="connectwise",
+            settings=settings,
+            secrets=secrets,
         )
         request_sync(connection, trigger="connect", actor=owner)
     assert VendorConnection.objects.get().state == "active"

@@ -29,8 +29,6 @@ def create_connection(organization, actor, description: str) -> VendorConnection
     connection = VendorConnection.objects.create(
         organization=organization,
         kind="csv_upload",
-        region="",
-        base_url="",
         description=description,
         state=VendorConnection.State.PENDING,
         polling_interval=PollingInterval.DISABLED,

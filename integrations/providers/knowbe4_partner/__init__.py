@@ -7,4 +7,6 @@ PROVIDER = Provider(
     label="KnowBe4 Partner API",
     adapter="integrations.providers.knowbe4_partner.adapter.PartnerAdapter",
     form="integrations.providers.knowbe4_partner.forms.ConnectForm",
+    rotate_form="integrations.providers.knowbe4_partner.forms.RotateForm",
+    credential_noun="key",
 )

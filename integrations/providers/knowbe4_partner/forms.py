@@ -4,7 +4,7 @@ import re
 from django import forms
 from django.conf import settings
 
-from integrations.providers.knowbe4_partner.client import REGIONS
+from integrations.providers.knowbe4_partner.client import REGIONS, graphql_url
 
 KEY_MAX_LENGTH = 2048
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
@@ -61,7 +61,17 @@ class ExpiryField(forms.DateField):
         return value
 
 
-class ConnectForm(forms.Form):
+class KeyForm(forms.Form):
+    """A form holding one API key: what the connection store keeps of it."""
+
+    def settings(self) -> dict:
+        return {}
+
+    def secrets(self) -> dict:
+        return {"api_key": self.cleaned_data["api_key"]}
+
+
+class ConnectForm(KeyForm):
     api_key = APIKeyField()
     region = forms.ChoiceField(label="API URL", choices=region_choices, initial="us")
     description = forms.CharField(
@@ -71,7 +81,11 @@ class ConnectForm(forms.Form):
     )
     expires_on = ExpiryField()
 
+    def settings(self) -> dict:
+        region = self.cleaned_data["region"]
+        return {"region": region, "base_url": graphql_url(region)}
 
-class RotateForm(forms.Form):
+
+class RotateForm(KeyForm):
     api_key = APIKeyField()
     expires_on = ExpiryField()

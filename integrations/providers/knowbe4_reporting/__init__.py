@@ -7,5 +7,7 @@ PROVIDER = Provider(
     label="KnowBe4 Reporting API",
     adapter="integrations.providers.knowbe4_reporting.adapter.ReportingAdapter",
     form="integrations.providers.knowbe4_reporting.forms.ReportingConnectForm",
+    rotate_form="integrations.providers.knowbe4_reporting.forms.ReportingRotateForm",
+    credential_noun="key",
     budget="4 a second and 50 a minute, KnowBe4's documented Reporting API limits",
 )

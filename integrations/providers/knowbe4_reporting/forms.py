@@ -3,8 +3,8 @@
 from django import forms
 
 from integrations import exclusions
-from integrations.providers.knowbe4_partner.forms import APIKeyField
-from integrations.providers.knowbe4_reporting.adapter import site_choices
+from integrations.providers.knowbe4_partner.forms import APIKeyField, ExpiryField, KeyForm
+from integrations.providers.knowbe4_reporting.adapter import reporting_url, site_choices
 from reconcile.core.connections import PollingInterval
 
 
@@ -17,7 +17,7 @@ class ReportingKeyField(APIKeyField):
         )
 
 
-class ReportingConnectForm(forms.Form):
+class ReportingConnectForm(KeyForm):
     """A KnowBe4 Reporting API key: one customer account, for MSPs without the partner plan."""
 
     region = forms.ChoiceField(label="Site", choices=site_choices, initial="us")
@@ -43,6 +43,15 @@ class ReportingConnectForm(forms.Form):
         help_text="How often TrueUp reads the account. Each sync takes about one request per "
         "500 active users, well within the key's daily limit.",
     )
+
+    def settings(self) -> dict:
+        region = self.cleaned_data["region"]
+        return {"region": region, "base_url": reporting_url(region)}
+
+
+class ReportingRotateForm(KeyForm):
+    api_key = ReportingKeyField()
+    expires_on = ExpiryField()
 
 
 class ExclusionForm(forms.Form):

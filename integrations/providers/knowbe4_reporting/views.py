@@ -7,14 +7,11 @@ from django.views.decorators.http import require_POST
 
 from integrations import services
 from integrations.models import UserExclusion, VendorAccount, VendorConnection
-from integrations.providers.knowbe4_reporting.adapter import (
-    ReportingAdapter,
-    reporting_url,
-    site_label,
-)
+from integrations.providers.knowbe4_reporting.adapter import ReportingAdapter, site_label
 from integrations.providers.knowbe4_reporting.forms import ExclusionForm, ReportingConnectForm
 from reconcile.core.errors import ExternalAPIError
 from reconcile.core.signals import request_sync
+from reconcile.sync import services as lifecycle
 from reconcile.tenancy.access import get_for_org, member_required
 from reconcile.tenancy.models import Role
 
@@ -31,19 +28,19 @@ def connect_reporting(request):
         if twin is not None:
             form.add_error("api_key", f"This key is already connected as {twin}.")
         else:
-            url = reporting_url(data["region"])
-            adapter = ReportingAdapter(base_url=url, credential=data["api_key"])
+            adapter = ReportingAdapter.for_store(form.settings(), form.secrets())
             try:
                 check = adapter.test()
             except ExternalAPIError as error:
                 form.add_error(None, str(error))
             else:
-                connection = services.connect_reporting(
+                connection = lifecycle.connect(
+                    VendorConnection,
                     request.organization,
                     request.user,
-                    region=data["region"],
-                    base_url=url,
-                    credential=data["api_key"],
+                    kind=REPORTING,
+                    settings=form.settings(),
+                    secrets=form.secrets(),
                     account_name=data["account_name"] or adapter.checked_name,
                     description=data["description"],
                     polling_interval=data["polling_interval"],
@@ -56,7 +53,7 @@ def connect_reporting(request):
 
 def _same_key(organization, key: str) -> VendorConnection | None:
     for connection in VendorConnection.objects.filter(
-        organization=organization, kind=REPORTING, credential_last4=key[-4:]
+        organization=organization, kind=REPORTING, secret_hint=key[-4:]
     ):
         if connection.credential() == key:
             return connection

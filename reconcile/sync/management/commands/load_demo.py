@@ -3,10 +3,10 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from psa import services as psa_services
 from psa.models import PSAConnection
 from reconcile.core.signals import request_sync
 from reconcile.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PASSWORD
+from reconcile.sync import services as lifecycle
 from reconcile.tenancy import services
 from reconcile.tenancy.models import Membership
 
@@ -54,7 +54,8 @@ class Command(BaseCommand):
             ) from None
         if PSAConnection.objects.filter(organization=organization, kind=kind).exists():
             return
-        connection = psa_services.connect(
+        connection = lifecycle.connect(
+            PSAConnection,
             organization,
             user,
             kind=kind,

@@ -6,7 +6,7 @@ from psa.models import PSAConnection
 from reconcile.core import crypto
 
 # Every column that holds a Fernet token.
-ENCRYPTED = [(VendorConnection, "credential_encrypted"), (PSAConnection, "secrets_encrypted")]
+ENCRYPTED = [(VendorConnection, "secrets_encrypted"), (PSAConnection, "secrets_encrypted")]
 
 
 class Command(BaseCommand):
