@@ -187,7 +187,20 @@ def set_quantity(
     connection through one session (and one rate limit).
     """
     adapter = adapter or line.connection.adapter()
-    push = QuantityPush(
+    push = start_push(line, quantity, effective_date, actor)
+    refusal = refusal_reason(line, quantity, adapter)
+    if refusal:
+        return record_push(push, QuantityPush.Outcome.REFUSED, refusal)
+    return record_push(push, *exchange(push, line_key(line), adapter))
+
+
+def line_key(line: BillingLine) -> LineKey:
+    return LineKey(container_id=line.container.external_id, line_id=line.external_id, raw=line.raw)
+
+
+def start_push(line: BillingLine, quantity: Decimal, effective_date: datetime.date, actor):
+    """The ledger row of one attempt, not yet saved (`line` with its container loaded)."""
+    return QuantityPush(
         organization_id=line.organization_id,
         line=line,
         line_repr=_describe(line)[:300],
@@ -197,51 +210,45 @@ def set_quantity(
         effective_date=effective_date,
         old_quantity=line.quantity,
     )
-    refusal = refusal_reason(line, quantity, adapter)
-    if refusal:
-        return _record(push, QuantityPush.Outcome.REFUSED, refusal)
-    key = LineKey(container_id=line.container.external_id, line_id=line.external_id, raw=line.raw)
+
+
+def exchange(push: QuantityPush, key: LineKey, adapter) -> tuple[str, str, Decimal | None]:
+    """What is said with the PSA for one push that may be sent (`refusal_reason`): read,
+    send what is missing, read back. Outcome, message and read-back quantity; the PSA's status
+    and answer are set on `push`. Touches no database, so pushes to distinct lines may run in
+    threads at once."""
+    quantity, effective_date = push.requested_quantity, push.effective_date
     try:
         current = adapter.read_line(key, on=effective_date).quantity
         push.old_quantity = current
         if current == quantity:
-            return _record(
-                push,
-                QuantityPush.Outcome.CONFIRMED,
-                f"The PSA already bills {quantity}: nothing sent.",
-                readback=current,
-            )
+            message = f"The PSA already bills {quantity}: nothing sent."
+            return QuantityPush.Outcome.CONFIRMED, message, current
         answer = adapter.write_quantity(key, current, quantity, effective_date)
         push.sent_change = quantity - current if adapter.delta_writes else quantity
         push.status_code, push.body_excerpt = answer.status_code, answer.body[:2000]
     except WriteRejected as error:
         push.status_code, push.body_excerpt = error.status_code, error.body
-        return _record(push, QuantityPush.Outcome.REJECTED, str(error))
+        return QuantityPush.Outcome.REJECTED, str(error), None
     except ExternalAPIError as error:
-        return _record(
-            push,
+        return (
             QuantityPush.Outcome.FAILED,
             f"{error} Whether the PSA applied it is unknown; a retry reads the line "
             "first and sends only what is missing.",
+            None,
         )
     try:
         readback = adapter.read_line(key, on=effective_date).quantity
     except ExternalAPIError as error:
-        return _record(
-            push,
+        return (
             QuantityPush.Outcome.UNCONFIRMED,
             f"The PSA accepted the change but reading it back failed: {error}",
+            None,
         )
     if readback != quantity:
-        return _record(
-            push,
-            QuantityPush.Outcome.UNCONFIRMED,
-            f"The PSA answered OK but now bills {readback}, not {quantity}.",
-            readback=readback,
-        )
-    return _record(
-        push, QuantityPush.Outcome.CONFIRMED, f"The PSA now bills {readback}.", readback=readback
-    )
+        message = f"The PSA answered OK but now bills {readback}, not {quantity}."
+        return QuantityPush.Outcome.UNCONFIRMED, message, readback
+    return QuantityPush.Outcome.CONFIRMED, f"The PSA now bills {readback}.", readback
 
 
 def _describe(line: BillingLine) -> str:
@@ -250,7 +257,8 @@ def _describe(line: BillingLine) -> str:
 
 
 @transaction.atomic
-def _record(push: QuantityPush, outcome: str, message: str, readback=None) -> QuantityPush:
+def record_push(push: QuantityPush, outcome: str, message: str, readback=None) -> QuantityPush:
+    """Save the attempt, the line's read-back quantity and its audit event, together."""
     push.outcome, push.message, push.readback_quantity = outcome, message, readback
     push.save()
     if readback is not None and push.line_id:

@@ -128,12 +128,17 @@ class PSAAdapter(ABC):
     # The request budget TrueUp keeps to when the connection sets none (`requests_per_minute`
     # in its settings); None: no pacing, only back-off when the PSA answers 429.
     default_rates: list[Rate] | None = None
+    # Requests TrueUp has in flight at once when the connection sets none (`concurrency` in
+    # its settings): independent requests (pages after the first, per-container lines,
+    # pushes to distinct lines) go out together, within the request budget.
+    default_concurrency: int = 4
 
     def __init__(self, *, settings: dict, secrets: dict):
         self.settings = settings
         self.secrets = secrets
         requests = settings.get("requests_per_minute")
         self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
+        self.concurrency = int(settings.get("concurrency") or self.default_concurrency)
 
     @classmethod
     def for_store(cls, settings: dict, secrets: dict) -> "PSAAdapter":

@@ -18,6 +18,7 @@ Limiter is shared by every client of one adapter, retries included.
 """
 
 import math
+import threading
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -183,15 +184,19 @@ class OutsideAPI:
         self.options = options
         self.requests = 0  # HTTP requests sent (retries not counted), for the sync report
         self._clients: dict[bool, httpx.Client] = {}
+        # Requests may be sent from several threads at once (reconcile.core.parallel): the
+        # clients are thread-safe; creating them and counting requests is done under a lock.
+        self._lock = threading.Lock()
 
     def client(self, *, retry_post: bool = False) -> httpx.Client:
         """One client per retry policy for the API object's life (kept-alive connections):
         `retry_post` for POSTs that only read (queries, token requests)."""
-        if retry_post not in self._clients:
-            self._clients[retry_post] = client(
-                retry_post=retry_post, limiter=self.limiter, api=self.name, **self.options
-            )
-        return self._clients[retry_post]
+        with self._lock:
+            if retry_post not in self._clients:
+                self._clients[retry_post] = client(
+                    retry_post=retry_post, limiter=self.limiter, api=self.name, **self.options
+                )
+            return self._clients[retry_post]
 
     def close(self) -> None:
         for http_client in self._clients.values():
@@ -211,7 +216,8 @@ class OutsideAPI:
         self, method: str, url: str, *, retry_post: bool = False, **options
     ) -> httpx.Response:
         """One request, whatever its status; only a failure to get an answer raises."""
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         try:
             return self.client(retry_post=retry_post).request(method, url, **options)
         except httpx.InvalidURL as error:

@@ -5,15 +5,18 @@
 2. `confirm()` queues the batch (its items become `queued`, each card points at its item)
    and hands it to the worker.
 3. `run_batch()` (the worker) claims each item with a conditional UPDATE, pushes it through
-   `psa.services.set_quantity` (which reads the line first and sends only what is missing,
-   then reads it back), and records the outcome on the item; then it reconciles again.
+   `psa.services.exchange` (which reads the line first and sends only what is missing,
+   then reads it back), up to the connection's concurrency at once over distinct lines, and
+   records the outcome on the item; then it reconciles again.
 
-A worker that dies mid-batch leaves at most one item `pushing`; `recover_stale()` turns it
-into `interrupted`, which a person retries. A retry reads the PSA first, so it never doubles.
+A worker that dies mid-batch leaves the items it had claimed `pushing` (at most twice the
+concurrency); `recover_stale()` turns them into `interrupted`, which a person retries.
+A retry reads the PSA first, so it never doubles.
 """
 
 import datetime
 import logging
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -23,8 +26,9 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from psa.models import QuantityPush
-from psa.services import refusal_reason, set_quantity
+from psa.models import PSAConnection, QuantityPush
+from psa.services import exchange, line_key, record_push, refusal_reason, start_push
+from reconcile.core.parallel import in_parallel
 from reconcile.core.signals import push_batch_finished
 from reconcile.review.models import Decision, PushBatch, PushItem, SeatDiscrepancy
 from reconcile.review.services import reconcile_organization
@@ -228,35 +232,48 @@ def retry(batch: PushBatch, actor, item_ids=None) -> int:
 
 
 def run_batch(batch_id: int) -> PushBatch | None:
-    """The worker: push every queued item of the batch, one line at a time."""
+    """The worker: push every queued item of the batch. Lines of one connection are pushed
+    up to its concurrency at once (each line keeps its read -> send -> read back, and one
+    item per line is queued at a time); the ledger and the items are written here, in order."""
     claimed = PushBatch.objects.filter(
         pk=batch_id, state__in=[PushBatch.State.QUEUED, PushBatch.State.RUNNING]
     ).update(state=PushBatch.State.RUNNING)
     if not claimed:
         return None
     batch = PushBatch.objects.select_related("organization", "confirmed_by").get(pk=batch_id)
-    adapters = {}
-    while item := _claim_next(batch):
-        connection = item.line.connection
-        try:
-            if connection.pk not in adapters:
-                adapters[connection.pk] = connection.adapter()
-            push = set_quantity(
-                item.line,
-                item.new_quantity,
-                item.effective_date,
-                batch.confirmed_by,
-                adapter=adapters[connection.pk],
-            )
-        except Exception as error:  # a bug or a database fault: keep the line retryable
-            logger.exception("Pushing item %s of batch %s failed", item.pk, batch.pk)
-            _settle(
-                item, State.FAILED, f"TrueUp could not push this line ({type(error).__name__})."
-            )
-            continue
-        _settle(item, OUTCOME_STATE[push.outcome], push.message, push)
-    for adapter in adapters.values():
-        adapter.close()
+    connections = PSAConnection.objects.filter(
+        pk__in=batch.items.filter(state=State.QUEUED).values("line__connection")
+    )
+    adapters = {connection.pk: connection.adapter() for connection in connections}
+    slots = {pk: threading.BoundedSemaphore(a.concurrency) for pk, a in adapters.items()}
+
+    def claimed_items():
+        while item := _claim_next(batch):
+            line = item.line
+            if line.connection_id not in adapters:  # queued again after the batch started
+                adapters[line.connection_id] = line.connection.adapter()
+                slots[line.connection_id] = threading.BoundedSemaphore(1)
+            adapter = adapters[line.connection_id]
+            push = start_push(line, item.new_quantity, item.effective_date, batch.confirmed_by)
+            yield item, push, adapter, refusal_reason(line, item.new_quantity, adapter)
+
+    def send(claimed):
+        item, push, adapter, refusal = claimed
+        if refusal:
+            return claimed, (QuantityPush.Outcome.REFUSED, refusal, None)
+        with slots[item.line.connection_id]:
+            try:
+                return claimed, exchange(push, line_key(item.line), adapter)
+            except Exception as error:  # a bug: keep the line retryable
+                return claimed, error
+
+    limit = max([a.concurrency for a in adapters.values()] or [1])
+    try:
+        for (item, push, _, _), result in in_parallel(send, claimed_items(), limit):
+            _settle_push(batch, item, push, result)
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
     PushBatch.objects.filter(pk=batch.pk, state=PushBatch.State.RUNNING).update(
         state=PushBatch.State.FINISHED, finished_at=timezone.now()
     )
@@ -264,6 +281,20 @@ def run_batch(batch_id: int) -> PushBatch | None:
     batch.refresh_from_db()
     push_batch_finished.send(sender=PushBatch, batch=batch)
     return batch
+
+
+def _settle_push(batch, item, push, result) -> None:
+    if isinstance(result, Exception):
+        logger.error("Pushing item %s of batch %s failed", item.pk, batch.pk, exc_info=result)
+        _settle(item, State.FAILED, f"TrueUp could not push this line ({type(result).__name__}).")
+        return
+    try:
+        push = record_push(push, *result)
+    except Exception as error:  # a database fault: keep the line retryable
+        logger.exception("Recording item %s of batch %s failed", item.pk, batch.pk)
+        _settle(item, State.FAILED, f"TrueUp could not push this line ({type(error).__name__}).")
+        return
+    _settle(item, OUTCOME_STATE[push.outcome], push.message, push)
 
 
 def _claim_next(batch: PushBatch) -> PushItem | None:

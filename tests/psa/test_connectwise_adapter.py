@@ -324,7 +324,9 @@ def test_rate_limit_is_waited_out_and_paging_goes_on(sandbox, settings):
     lift = threading.Timer(1.0, faults, args=(sandbox,), kwargs={"rate_limit_per_minute": None})
     lift.start()
     try:
-        companies = [c for p in make_adapter(sandbox).iter_companies() for c in p.items]
+        companies = [
+            c for p in make_adapter(sandbox, concurrency=1).iter_companies() for c in p.items
+        ]
     finally:
         lift.cancel()
     assert len(companies) == 168
@@ -336,7 +338,7 @@ def test_rate_limit_is_waited_out_and_paging_goes_on(sandbox, settings):
 def test_rate_limit_that_does_not_end_is_reported(sandbox, settings):
     settings.TRUEUP_HTTP_MAX_RETRY_WAIT = 0.5
     faults(sandbox, rate_limit_per_minute=1)
-    pages = make_adapter(sandbox).iter_companies()
+    pages = make_adapter(sandbox, concurrency=1).iter_companies()
     first_page = [c for c in sorted(UNIVERSE.companies, key=lambda c: c.id)][:50]
     assert len(next(pages).items) == len([c for c in first_page if c.company_type != "Vendor"])
     with pytest.raises(RateLimited, match=r"rate limiting requests \(HTTP 429\)"):
@@ -346,7 +348,7 @@ def test_rate_limit_that_does_not_end_is_reported(sandbox, settings):
 
 def test_gateway_error_is_retried(sandbox):
     faults(sandbox, fail_on_requests=[2], fail_status=503)
-    companies = [c for p in make_adapter(sandbox).iter_companies() for c in p.items]
+    companies = [c for p in make_adapter(sandbox, concurrency=1).iter_companies() for c in p.items]
     assert len(companies) == 168
     assert state(sandbox)["requests"] == 5
 

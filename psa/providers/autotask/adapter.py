@@ -184,6 +184,9 @@ class AutotaskAPI(OutsideAPI):
 
 
 class AutotaskAdapter(PSAAdapter):
+    # Autotask allows 3 threads at once per object endpoint and integration
+    # (ThreadLimiting.htm, docs/providers/concurrency.md).
+    default_concurrency = 3
     kind = "autotask"
     label = "Autotask PSA"
     # 10,000 requests an hour per database, shared by every integration; Autotask slows

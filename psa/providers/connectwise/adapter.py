@@ -39,6 +39,7 @@ from reconcile.core import fields
 from reconcile.core.errors import BadAnswer, CredentialRejected, ExternalAPIError, Unreachable
 from reconcile.core.fields import record_id, record_name, text
 from reconcile.core.http import OutsideAPI, host_of
+from reconcile.core.parallel import in_parallel
 
 API = "ConnectWise"
 MAX_PAGE_SIZE = 1000
@@ -110,6 +111,9 @@ class ConnectWiseAPI(OutsideAPI):
 
 
 class ConnectWiseAdapter(PSAAdapter):
+    # ConnectWise publishes no limit (it answers 429 with Retry-After): a conservative 6
+    # (docs/providers/concurrency.md).
+    default_concurrency = 6
     kind = "connectwise"
     label = "ConnectWise PSA"
 
@@ -177,14 +181,20 @@ class ConnectWiseAdapter(PSAAdapter):
             ids = ", ".join(str(_int_id(i, "agreement type id")) for i in container_type_ids)
             params["conditions"] = f"type/id in ({ids})"
         api = self._session()
+
+        def lines_of(agreement: dict) -> list[LineRecord]:
+            container = _container(agreement)
+            path = f"finance/agreements/{_int_id(agreement.get('id'), 'agreement id')}/additions"
+            return [
+                _line(addition, container)
+                for additions in api.pages(path, {"orderBy": "id asc"})
+                for addition in additions.items
+            ]
+
+        # Additions are listed per agreement: those requests go out at once.
         for page in api.pages("finance/agreements", params):
-            lines = []
-            for agreement in page.items:
-                container = _container(agreement)
-                path = f"finance/agreements/{_int_id(agreement.get('id'), 'agreement id')}"
-                for additions in api.pages(f"{path}/additions", {"orderBy": "id asc"}):
-                    lines += [_line(a, container) for a in additions.items]
-            yield Page(lines, page.number, page.total_pages)
+            lines = in_parallel(lines_of, page.items, self.concurrency)
+            yield Page([line for some in lines for line in some], page.number, page.total_pages)
 
     def read_line(self, key: LineKey, on: datetime.date | None = None) -> LineRecord:
         agreement_id = _int_id(key.container_id, "agreement id")
@@ -294,31 +304,57 @@ class _Session:
         self.adapter, self.api = adapter, api
 
     def pages(self, path: str, params: dict) -> Iterator[Page[dict]]:
-        """Every page of a list, `page_size` records at a time."""
-        size = self.adapter.page_size
-        number, seen_first = 1, None
+        """Every page of a list, `page_size` records at a time. Once page 1's Link header
+        names the last page, the others are fetched at once (the adapter's concurrency)."""
+        page, has_next = self._page(path, params, 1)
+        yield page
+        if not has_next or not page.items:
+            return
+        if page.total_pages:
+            following = in_parallel(
+                lambda number: self._page(path, params, number),
+                range(2, page.total_pages + 1),
+                self.adapter.concurrency,
+            )
+        else:
+            following = self._following(path, params)
+        previous = page
+        for page, has_next in following:
+            first = _first_id(page.items)
+            if first is not None and first == _first_id(previous.items):
+                raise BadAnswer(
+                    f"ConnectWise at {self.adapter.where} answered page {page.number} of {path} "
+                    "with the same records as the page before (paging is not working)."
+                )
+            yield page
+            if not has_next or not page.items:
+                return
+            previous = page
+
+    def _following(self, path: str, params: dict) -> Iterator[tuple[Page[dict], bool]]:
+        """Pages 2, 3, ... one after another, for an answer that does not name its last page."""
+        number = 2
         while True:
-            response = self.send("GET", path, params={**params, "page": number, "pageSize": size})
-            items = self.api.json(response)
-            if not isinstance(items, list):
-                raise BadAnswer(
-                    f"ConnectWise at {self.adapter.where} answered {path} with "
-                    f"{type(items).__name__}, not a list."
-                )
-            links = _links(response.headers.get("Link", ""))
-            first = items[0].get("id") if items and isinstance(items[0], dict) else None
-            if number > 1 and first is not None and first == seen_first:
-                raise BadAnswer(
-                    f"ConnectWise at {self.adapter.where} answered page {number} of {path} with "
-                    "the same records as the page before (paging is not working)."
-                )
-            seen_first = first
-            has_next = "next" in links if response.headers.get("Link") else len(items) >= size
-            total = _page_of(links.get("last")) or (number if not has_next else None)
-            yield Page(items, number, total)
-            if not has_next or not items:
+            page, has_next = self._page(path, params, number)
+            yield page, has_next
+            if not has_next or not page.items:
                 return
             number += 1
+
+    def _page(self, path: str, params: dict, number: int) -> tuple[Page[dict], bool]:
+        """One page, and whether another follows."""
+        size = self.adapter.page_size
+        response = self.send("GET", path, params={**params, "page": number, "pageSize": size})
+        items = self.api.json(response)
+        if not isinstance(items, list):
+            raise BadAnswer(
+                f"ConnectWise at {self.adapter.where} answered {path} with "
+                f"{type(items).__name__}, not a list."
+            )
+        links = _links(response.headers.get("Link", ""))
+        has_next = "next" in links if response.headers.get("Link") else len(items) >= size
+        total = _page_of(links.get("last")) or (number if not has_next else None)
+        return Page(items, number, total), has_next
 
     def get_json(self, path: str, params: dict | None = None, *, absolute: bool = False):
         return self.api.json(self.send("GET", path, params=params, absolute=absolute))
@@ -449,6 +485,10 @@ def _clean_site(site: str) -> str:
 
 def _clean_codebase(codebase: str) -> str:
     return codebase.strip().strip("/")
+
+
+def _first_id(items: list):
+    return items[0].get("id") if items and isinstance(items[0], dict) else None
 
 
 def _links(header: str) -> dict[str, str]:

@@ -107,6 +107,9 @@ class HaloAdapter(PSAAdapter):
     ("all" by default), page_size (optional, 100 by default); secrets: client_id, client_secret.
     """
 
+    # Halo publishes no limit: a conservative 4 (docs/providers/concurrency.md).
+    default_concurrency = 4
+
     kind = "halo"
     label = "HaloPSA"
 

@@ -92,6 +92,10 @@ class SyncroAPI(OutsideAPI):
 class SyncroAdapter(PSAAdapter):
     """settings: api_url (…/api/v1); secrets: api_token."""
 
+    # Syncro's ~180 requests a minute per IP are about 3 a second: 3 at once
+    # (docs/providers/concurrency.md).
+    default_concurrency = 3
+
     kind = "syncro"
     label = "Syncro"
     default_rates = [Rate(150, Duration.MINUTE)]
