@@ -70,20 +70,26 @@ class ConnectionCheck:
 
 class VendorAdapter(ABC):
     kind: str
+    # Requests in flight at once (pages after the first) unless the connection's settings
+    # say `concurrency`; KnowBe4 publishes no limit for its partner API.
+    default_concurrency: int = 4
 
     def __init__(self, *, base_url: str, credential: str, api_schema: str = ""):
         self.base_url = base_url
         self.credential = credential
         self.api_schema = api_schema
+        self.concurrency = self.default_concurrency
 
     @classmethod
     def for_store(cls, settings: dict, secrets: dict) -> "VendorAdapter":
         """Built from a connection's stored (or about to be stored) settings and secrets."""
-        return cls(
+        adapter = cls(
             base_url=settings.get("base_url", ""),
             credential=secrets.get("api_key", ""),
             api_schema=settings.get("api_schema", ""),
         )
+        adapter.concurrency = int(settings.get("concurrency") or cls.default_concurrency)
+        return adapter
 
     @classmethod
     def for_connection(cls, connection) -> "VendorAdapter":

@@ -49,10 +49,12 @@ class ContainerTypesForm(forms.Form):
 
 
 MAX_REQUESTS_PER_MINUTE = 100_000
+MAX_CONCURRENCY = 16
 
 
 class RequestBudgetForm(forms.Form):
-    """The PSA requests per minute TrueUp keeps to (PSAConnection.settings)."""
+    """The PSA requests per minute TrueUp keeps to and how many at once
+    (PSAConnection.settings)."""
 
     requests_per_minute = forms.IntegerField(
         label="Requests per minute",
@@ -61,10 +63,23 @@ class RequestBudgetForm(forms.Form):
         max_value=MAX_REQUESTS_PER_MINUTE,
     )
 
+    concurrency = forms.IntegerField(
+        label="Requests at once",
+        required=False,
+        min_value=1,
+        max_value=MAX_CONCURRENCY,
+    )
+
     def __init__(self, *args, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["requests_per_minute"].help_text = (
             f"Empty: the default, {PROVIDERS[kind].budget}. A PSA's limit is "
             "shared by every integration using it; give TrueUp its part. Applies from the next "
             "import or push."
+        )
+        default = PROVIDERS[kind].adapter_class.default_concurrency
+        self.fields["concurrency"].help_text = (
+            f"Empty: the default, {default}. Requests that do not wait for each other (pages, "
+            "per-agreement lines, pushes to different lines) go out this many at once, within "
+            "the budget."
         )

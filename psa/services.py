@@ -39,13 +39,20 @@ def choose_container_types(connection: PSAConnection, actor, types: list) -> Non
     )
 
 
+BUDGET_SETTINGS = ("requests_per_minute", "concurrency")
+
+
 @transaction.atomic
-def set_request_budget(connection: PSAConnection, actor, requests_per_minute: int | None) -> None:
-    """The PSA requests per minute TrueUp keeps to (None: the adapter's default)."""
-    before = connection.settings.get("requests_per_minute")
-    settings = {k: v for k, v in connection.settings.items() if k != "requests_per_minute"}
-    if requests_per_minute:
-        settings["requests_per_minute"] = int(requests_per_minute)
+def set_request_budget(
+    connection: PSAConnection, actor, requests_per_minute: int | None, concurrency: int | None
+) -> None:
+    """The PSA requests per minute TrueUp keeps to and how many it has in flight at once
+    (None: the adapter's default)."""
+    before = {name: connection.settings.get(name) for name in BUDGET_SETTINGS}
+    settings = {k: v for k, v in connection.settings.items() if k not in BUDGET_SETTINGS}
+    for name, value in zip(BUDGET_SETTINGS, (requests_per_minute, concurrency), strict=True):
+        if value:
+            settings[name] = int(value)
     connection.settings = settings
     connection.save(update_fields=["settings"])
     audit.record(
@@ -53,8 +60,8 @@ def set_request_budget(connection: PSAConnection, actor, requests_per_minute: in
         actor,
         "psa.request_budget",
         connection,
-        before={"requests_per_minute": before},
-        after={"requests_per_minute": settings.get("requests_per_minute")},
+        before=before,
+        after={name: settings.get(name) for name in BUDGET_SETTINGS},
     )
 
 

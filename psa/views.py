@@ -97,6 +97,7 @@ def detail(request, connection_id):
 def _detail(request, connection, budget_form=None, status=200):
     lines = BillingLine.objects.filter(connection=connection, missing_since=None)
     budget = connection.settings.get("requests_per_minute")
+    concurrency = connection.settings.get("concurrency")
     return render(
         request,
         "psa/detail.html",
@@ -113,8 +114,13 @@ def _detail(request, connection, budget_form=None, status=200):
             "runs": connection.sync_runs.all()[:10],
             "budget": budget,
             "budget_default": connection.provider.budget,
+            "concurrency": concurrency,
+            "concurrency_default": connection.provider.adapter_class.default_concurrency,
             "budget_form": budget_form
-            or RequestBudgetForm(kind=connection.kind, initial={"requests_per_minute": budget}),
+            or RequestBudgetForm(
+                kind=connection.kind,
+                initial={"requests_per_minute": budget, "concurrency": concurrency},
+            ),
         },
         status=status,
     )
@@ -128,13 +134,17 @@ def request_budget(request, connection_id):
     form = RequestBudgetForm(request.POST, kind=connection.kind)
     if not form.is_valid():
         return _detail(request, connection, budget_form=form, status=400)
-    budget = form.cleaned_data["requests_per_minute"]
-    services.set_request_budget(connection, request.user, budget)
+    budget, concurrency = (form.cleaned_data[name] for name in services.BUDGET_SETTINGS)
+    services.set_request_budget(connection, request.user, budget, concurrency)
+    at_once = concurrency or connection.provider.adapter_class.default_concurrency
     messages.success(
         request,
-        f"TrueUp now sends at most {budget:,} requests a minute to {connection}."
-        if budget
-        else f"TrueUp now keeps to the default for {connection}: {connection.provider.budget}.",
+        (
+            f"TrueUp now sends at most {budget:,} requests a minute to {connection}"
+            if budget
+            else f"TrueUp now keeps to the default for {connection}: {connection.provider.budget}"
+        )
+        + f", {at_once} at once.",
     )
     return redirect("psa:detail", connection.pk)
 

@@ -16,7 +16,8 @@ Every PSA sandbox owns one `SandboxControl`. A request handler calls, in this or
 The control API, under `/_sandbox/<name>/`:
 - `POST faults` merges a JSON object into the switches (`{}` keeps them, `{"clear": true}`
   restores the defaults first). Keys: fail_on_requests, fail_status, rate_limit_per_minute,
-  delay_seconds, html_errors, reject_writes (a message, or null), ignore_writes, mangle,
+  delay_seconds, slow_on_requests (request numbers that wait slow_seconds more), slow_seconds,
+  html_errors, reject_writes (a message, or null), ignore_writes, mangle,
   mangle_on_requests, plus the sandbox's own keys.
 - `GET state` returns the request count, the faults, the 429 count and the write log.
 - `POST reset` restores the sandbox's data and clears faults, counters and log.
@@ -73,6 +74,9 @@ COMMON_FAULTS = {
     "fail_status": 500,
     "rate_limit_per_minute": None,
     "delay_seconds": 0.0,
+    # These request numbers wait `slow_seconds` more: a slow answer among fast ones.
+    "slow_on_requests": [],
+    "slow_seconds": 1.0,
     "html_errors": False,
     "reject_writes": None,
     # Answer a write as if it were applied without applying it (a PSA workflow that reverts
@@ -88,6 +92,8 @@ _FAULT_TYPES = {
     "fail_status": int,
     "rate_limit_per_minute": (int, type(None)),
     "delay_seconds": (int, float),
+    "slow_on_requests": list,
+    "slow_seconds": (int, float),
     "html_errors": bool,
     "reject_writes": (str, type(None)),
     "mangle": (str, type(None)),
@@ -361,6 +367,8 @@ class SandboxControl:
             self.requests += 1
             number = self.requests
             delay = float(self.faults["delay_seconds"] or 0)
+            if number in self.faults["slow_on_requests"]:
+                delay += float(self.faults["slow_seconds"] or 0)
             failing = number in self.faults["fail_on_requests"]
             status = int(self.faults["fail_status"])
             html = bool(self.faults["html_errors"])

@@ -58,6 +58,20 @@ def record_name(value, record: str, fix_in: str) -> str:
     return name
 
 
+def unseen(records: list, seen: set, where: str) -> list[dict]:
+    """The records of a page not seen on an earlier one (a page boundary that moved while
+    paging repeats a record); `where` is "Halo's Client list"."""
+    kept = []
+    for record in records:
+        if not isinstance(record, dict):
+            raise BadAnswer(f"{where} holds {excerpt(record)}, no record.")
+        identity = record_id(record.get("id"), f"{where} has a record")
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(record)
+    return kept
+
+
 def text(value) -> str:
     """An optional text field: the string, or "" for null, a missing field or a wrong type."""
     return value.strip() if isinstance(value, str) else ""

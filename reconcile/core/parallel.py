@@ -54,3 +54,17 @@ def _head(window: deque[Future], changed: threading.Event):
             return window.popleft().result()
         changed.wait()
         changed.clear()
+
+
+def numbered_pages(fetch: Callable[[int], tuple[list, int]], limit: int) -> Iterator:
+    """(number, last, records) of every page of a list paged by number. `fetch(n)` gives page
+    n's records and the last page number it announces; page 1's is believed, and pages 2..last
+    are fetched at once, `limit` at a time. An empty page ends the list."""
+    records, last = fetch(1)
+    yield 1, last, records
+    if not records:
+        return
+    for number, (records, _) in enumerate(in_parallel(fetch, range(2, last + 1), limit), start=2):
+        yield number, last, records
+        if not records:
+            return

@@ -97,6 +97,25 @@ class SyncRun(models.Model):
             return None
         return min(100, round(100 * self.progress_done / self.progress_total))
 
+    def time_left(self, now=None) -> timedelta | None:
+        """At the pace of the pages so far, how long the rest takes; None until the total
+        is known and a page has arrived (an honest estimate or none)."""
+        if not (self.is_active and self.started_at and self.progress_total and self.progress_done):
+            return None
+        elapsed = (now or timezone.now()) - self.started_at
+        remaining = max(self.progress_total - self.progress_done, 0)
+        return elapsed * remaining / self.progress_done
+
+    @property
+    def time_left_text(self) -> str:
+        left = self.time_left()
+        if left is None:
+            return ""
+        minutes = round(left.total_seconds() / 60)
+        if minutes < 1:
+            return "less than a minute left"
+        return f"about {minutes} minute{'s' if minutes != 1 else ''} left"
+
     @property
     def duration(self) -> timedelta | None:
         if self.started_at and self.finished_at:

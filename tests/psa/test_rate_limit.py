@@ -58,8 +58,8 @@ def test_the_owner_sets_the_budget_and_it_is_audited(owner_client, connection):
     assert "at most 1,200" in page and "1,200 requests a minute" in page  # and the message
     event = AuditEvent.objects.get(action="psa.request_budget")
     assert (event.before, event.after) == (
-        {"requests_per_minute": None},
-        {"requests_per_minute": 1200},
+        {"requests_per_minute": None, "concurrency": None},
+        {"requests_per_minute": 1200, "concurrency": None},
     )
     assert event.object_id == str(connection.pk) and event.organization == connection.organization
 
@@ -181,7 +181,7 @@ def test_a_paced_burst_is_spread_to_the_budget_and_never_answered_429(sandbox, o
         settings=settings | {"codebase": CURRENT_CODEBASE},
         secrets=secrets,
     )
-    services.set_request_budget(connection, owner, 600)  # 10 a second
+    services.set_request_budget(connection, owner, 600, None)  # 10 a second
     adapter = PSAConnection.objects.get(pk=connection.pk).adapter()
     started = time.monotonic()
     try:
@@ -222,3 +222,26 @@ def test_an_unpaced_burst_over_the_limit_is_answered_429_and_waits_it_out(sandbo
     state = cw.state()
     assert state["rate_limited"] == 1
     assert state["requests"] == 27  # the 21st twice
+
+
+def test_the_owner_sets_the_concurrency_and_it_is_audited(owner_client, connection):
+    page = owner_client.get(reverse("psa:detail", args=[connection.pk])).content.decode()
+    assert "default: 6" in page  # ConnectWise publishes no limit: a conservative 6
+    response = owner_client.post(budget_url(connection), {"concurrency": "2"})
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.settings["concurrency"] == 2
+    assert connection.adapter().concurrency == 2
+    page = owner_client.get(response.url).content.decode()
+    assert "2 at once" in page
+    event = AuditEvent.objects.get(action="psa.request_budget")
+    assert event.after == {"requests_per_minute": None, "concurrency": 2}
+
+
+@pytest.mark.parametrize("value", ["0", "17", "two"])
+def test_a_bad_concurrency_is_a_form_error(owner_client, connection, value):
+    response = owner_client.post(budget_url(connection), {"concurrency": value})
+    assert response.status_code == 400
+    assert "Requests at once:" in response.content.decode()
+    connection.refresh_from_db()
+    assert "concurrency" not in connection.settings

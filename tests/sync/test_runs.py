@@ -71,3 +71,15 @@ def test_a_failure_that_left_garbage_on_the_run_still_records_the_failure(monkey
     run.refresh_from_db()
     assert run.state == SyncRun.State.FAILED and run.error_class == "KeyError"
     assert run.progress_done == 0
+
+
+def test_time_left_is_the_pace_of_the_pages_so_far():
+    started = timezone.now()
+    run = SyncRunFactory(state=SyncRun.State.RUNNING, started_at=started, progress_total=10)
+    assert run.time_left(now=started + timedelta(seconds=30)) is None  # no page yet
+    run.progress_done = 2
+    assert run.time_left(now=started + timedelta(seconds=30)) == timedelta(minutes=2)
+    run.progress_total = 0  # a total not known: no estimate rather than a wrong one
+    assert run.time_left(now=started + timedelta(seconds=30)) is None
+    run.progress_total, run.state = 10, SyncRun.State.SUCCEEDED
+    assert run.time_left(now=started + timedelta(seconds=30)) is None

@@ -28,6 +28,7 @@ from integrations.adapters import (
 from integrations.providers.knowbe4_partner.client import GraphQLClient
 from reconcile.core.errors import BadAnswer
 from reconcile.core.fields import excerpt, record_id, record_name, text
+from reconcile.core.parallel import in_parallel
 
 SCHEMA_FIELDS = {
     # generation: (seats field, active users field)
@@ -135,20 +136,28 @@ class PartnerAdapter(VendorAdapter):
             generation = self._detect_schema(api)
             self.api_schema = generation
             query = self._accounts_query(api, generation)
-            page = 1
+
+            def fetch(page: int) -> AccountPage:
+                nodes, pagination = _accounts_page(
+                    api.execute(query, {"per": self.per, "page": page}), page
+                )
+                return AccountPage(
+                    accounts=[self._record(node, generation) for node in nodes],
+                    number=pagination["page"],
+                    total_pages=pagination["pages"],
+                    total_count=pagination["totalCount"],
+                )
+
             try:
-                while True:
-                    result = api.execute(query, {"per": self.per, "page": page})
-                    nodes, pagination = _accounts_page(result, page)
-                    yield AccountPage(
-                        accounts=[self._record(node, generation) for node in nodes],
-                        number=pagination["page"],
-                        total_pages=pagination["pages"],
-                        total_count=pagination["totalCount"],
-                    )
-                    if pagination["page"] >= pagination["pages"] or not nodes:
-                        break
-                    page += 1
+                # Page 1 says how many there are; the others are asked for at once.
+                first = fetch(1)
+                yield first
+                if first.accounts and first.total_pages > 1:
+                    pages = range(2, first.total_pages + 1)
+                    for page in in_parallel(fetch, pages, self.concurrency):
+                        yield page
+                        if not page.accounts:
+                            break
             finally:
                 self.requests += api.requests
                 self.http_seconds += api.http_seconds

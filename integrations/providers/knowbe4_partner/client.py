@@ -5,6 +5,7 @@ are retried with back-off honouring Retry-After before an error reaches this mod
 safe to retry here because every request this client sends is a query.
 """
 
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -76,7 +77,10 @@ class GraphQLClient:
         self.requests = 0
         self.http_seconds = 0.0
         self.api = KnowBe4API(location=region_label(url))
-        self._last: httpx.Response | None = None
+        # Queries may run in several threads at once (pages after the first): each thread
+        # remembers its own last answer, and the counters are kept under a lock.
+        self._local = threading.local()
+        self._lock = threading.Lock()
         transport = HTTPXTransport(
             url=url,
             **http.client_options(
@@ -90,7 +94,11 @@ class GraphQLClient:
         self._session = None
 
     def _remember_status(self, response: httpx.Response) -> None:
-        self._last = response
+        self._local.last = response
+
+    @property
+    def _last(self) -> httpx.Response | None:
+        return getattr(self._local, "last", None)
 
     def __enter__(self):
         try:
@@ -127,7 +135,9 @@ class GraphQLClient:
     def _call(self, function, *args):
         where = region_label(self.url)
         started = time.monotonic()
-        self.requests += 1
+        self._local.last = None
+        with self._lock:
+            self.requests += 1
         try:
             return function(*args)
         except TransportServerError as error:
@@ -153,7 +163,8 @@ class GraphQLClient:
         except GraphQLError as error:
             raise BadAnswer(f"KnowBe4's API does not accept our query: {error.message}") from error
         finally:
-            self.http_seconds += time.monotonic() - started
+            with self._lock:
+                self.http_seconds += time.monotonic() - started
 
 
 def _first_message(error: TransportQueryError) -> str:

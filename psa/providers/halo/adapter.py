@@ -17,6 +17,7 @@ next invoice Halo raises from the recurring invoice.
 
 import datetime
 import math
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -43,8 +44,9 @@ from reconcile.core.errors import (
     ExternalAPIError,
     WriteRejected,
 )
-from reconcile.core.fields import excerpt, plain_json, record_id, record_name
+from reconcile.core.fields import plain_json, record_id, record_name, unseen
 from reconcile.core.http import OutsideAPI, host_of
+from reconcile.core.parallel import numbered_pages
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_SCOPE = "all"
@@ -121,6 +123,7 @@ class HaloAdapter(PSAAdapter):
         self.scope = str(settings.get("scope") or DEFAULT_SCOPE).strip()
         self.page_size = max(int(settings.get("page_size") or DEFAULT_PAGE_SIZE), 1)
         self._token: str | None = None
+        self._token_lock = threading.Lock()
         self._token_scope = ""
         self._token_renew_at = 0.0
         self.api = HaloAPI(
@@ -216,13 +219,18 @@ class HaloAdapter(PSAAdapter):
 
     # --- token -------------------------------------------------------------------------------
 
-    def _access_token(self) -> tuple[str, bool]:
-        """The cached token, or a new one; the flag says whether it was fetched just now."""
-        if self._token and time.monotonic() < self._token_renew_at:
-            return self._token, False
-        self._token = None
-        self._fetch_token()
-        return self._token, True
+    def _access_token(self, rejected: str = "") -> tuple[str, bool]:
+        """The cached token, or a new one; the flag says whether it was fetched just now.
+        `rejected`: a token Halo refused (a request in another thread may have renewed it
+        already). Under a lock: requests run in several threads at once."""
+        with self._token_lock:
+            if rejected and self._token == rejected:
+                self._token = None
+            if self._token and time.monotonic() < self._token_renew_at:
+                return self._token, False
+            self._token = None
+            self._fetch_token()
+            return self._token, True
 
     def _fetch_token(self) -> None:
         if not self.auth_server:
@@ -293,8 +301,8 @@ class HaloAdapter(PSAAdapter):
         token, fresh = self._access_token()
         response = self._authorised(method, url, token, params, json_body)
         if response.status_code == 401 and not fresh:
-            self._token = None  # expired or revoked: normal, ask for a new one and repeat
-            token, _ = self._access_token()
+            # Expired or revoked: normal, ask for a new one and repeat.
+            token, _ = self._access_token(rejected=token)
             response = self._authorised(method, url, token, params, json_body)
         if response.status_code == 404 and missing and self.api.is_json(response):
             raise BadAnswer(f"Halo has no {missing} {path.rsplit('/', 1)[-1]} (HTTP 404).")
@@ -311,28 +319,21 @@ class HaloAdapter(PSAAdapter):
         return self.api.json(response, exact=True)
 
     def _pages(self, resource: str, key: str, params: dict) -> Iterator[Page[dict]]:
-        """Every record of a list, one `Page` per API page, until `record_count` are read."""
-        number, read, seen = 1, 0, set()
-        while True:
+        """Every record of a list, one `Page` per API page. Page 1's `record_count` tells how
+        many pages there are; the others are fetched at once (the adapter's concurrency)."""
+
+        def fetch(number: int) -> tuple[list, int]:
             query = {**params, "pageinate": "true", "page_size": self.page_size, "page_no": number}
             body = self._get(resource, query)
             records = body.get(key) if isinstance(body, dict) else None
             if not isinstance(records, list):
                 raise BadAnswer(f"Halo's {resource} list came without its '{key}' records.")
             total = _record_count(body, resource)
-            read += len(records)
-            fresh = []
-            for record in records:
-                if not isinstance(record, dict):
-                    raise BadAnswer(f"Halo's {resource} list holds {excerpt(record)}, no record.")
-                identity = record_id(record.get("id"), f"Halo's {resource} list has a record")
-                if identity not in seen:  # a page boundary that moved while paging
-                    seen.add(identity)
-                    fresh.append(record)
-            yield Page(fresh, number, math.ceil(total / self.page_size) if total else 1)
-            if not records or read >= total:
-                return
-            number += 1
+            return records, math.ceil(total / self.page_size) if total else 1
+
+        seen = set()
+        for number, last, records in numbered_pages(fetch, self.concurrency):
+            yield Page(unseen(records, seen, f"Halo's {resource} list"), number, last)
 
 
 # --- records -----------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ from psa.providers.base import (
 )
 from reconcile.core import fields
 from reconcile.core.errors import BadAnswer, CredentialRejected, ExternalAPIError, WriteRejected
-from reconcile.core.fields import excerpt, plain_json, record_id, record_name
+from reconcile.core.fields import plain_json, record_id, record_name, unseen
 from reconcile.core.http import OutsideAPI, host_of
+from reconcile.core.parallel import numbered_pages
 
 CONTAINER_KIND = "schedule"
 SCHEDULES = ContainerType(external_id="schedule", name="Recurring invoice schedules")
@@ -215,27 +216,18 @@ class SyncroAdapter(PSAAdapter):
 
     def _pages(self, resource: str, params: dict) -> Iterator[Page[dict]]:
         """Every record of a list, one `Page` per API page, up to the `meta.total_pages` the
-        first page announced."""
-        number, total, seen = 1, 1, set()
-        while number <= total:
+        first page announced; pages after the first are fetched at once."""
+
+        def fetch(number: int) -> tuple[list, int]:
             body = self._get(resource, {**params, "page": number})
             records = body.get(resource) if isinstance(body, dict) else None
             if not isinstance(records, list):
                 raise BadAnswer(f"Syncro's {resource} list came without its '{resource}' records.")
-            if number == 1:
-                total = _total_pages(body, resource)
-            fresh = []
-            for record in records:
-                if not isinstance(record, dict):
-                    raise BadAnswer(f"Syncro's {resource} list holds {excerpt(record)}, no record.")
-                identity = record_id(record.get("id"), f"Syncro's {resource} list has a record")
-                if identity not in seen:  # a page boundary that moved while paging
-                    seen.add(identity)
-                    fresh.append(record)
-            yield Page(fresh, number, total)
-            if not records:
-                return
-            number += 1
+            return records, _total_pages(body, resource) if number == 1 else 0
+
+        seen = set()
+        for number, last, records in numbered_pages(fetch, self.concurrency):
+            yield Page(unseen(records, seen, f"Syncro's {resource} list"), number, last)
 
 
 # --- records -----------------------------------------------------------------------------------
