@@ -1,11 +1,11 @@
 """Import KnowBe4 partner accounts from the sandbox and print wall time, HTTP and SQL figures.
 
-    .venv/bin/python bench/bench_knowbe4_import.py            # SQLite (or DATABASE_URL's DB)
+    .venv/bin/python bench/bench_knowbe4_import.py [--rtt 0.15]   # SQLite (or DATABASE_URL's)
 
 Runs the real pipeline (reconcile.sync.services.run_sync) against the sandbox, started as its
 own process (`python -m sandboxes`) on 127.0.0.1, in a throwaway test database. Goals (issue
-#3): SQL queries grow with pages, not accounts; wall time at most 1.5x the time spent waiting
-on HTTP (measured inside the client, in the thread that fetches).
+#3): SQL queries grow with pages, not accounts. With --rtt (issue 16): wall time at most 1.3x
+the floor, requests x RTT / the adapter's concurrency (pages after the first go out at once).
 """
 
 import os
@@ -32,11 +32,14 @@ from sandboxes.data import partner_by_slug  # noqa: E402
 
 
 def main():
+    from bench import latency
+
+    options = latency.arguments(__doc__.splitlines()[0])
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     base_url, sandbox = start_sandbox()
     try:
-        run_all(base_url)
+        run_all(base_url, options.rtt)
     finally:
         sandbox.terminate()
         sandbox.wait()
@@ -65,7 +68,8 @@ def start_sandbox():
     raise RuntimeError("the sandbox did not start")
 
 
-def run_all(base_url):
+def run_all(base_url, rtt=0.0):
+    from bench import latency
     from reconcile.sync import services as sync_services
     from reconcile.sync.models import SyncRun
     from tests.factories import MembershipFactory, VendorConnectionFactory
@@ -79,10 +83,10 @@ def run_all(base_url):
         return adapters[-1]
 
     VendorConnection.adapter = keep
-    print(f"database: {connection.vendor}; {os.cpu_count()} cores")
+    print(f"database: {connection.vendor}; {os.cpu_count()} cores; RTT {rtt:g} s")
     print(
         f"{'partner':<8} {'accounts':>8} {'per':>4} {'pages':>5} {'import':<9} {'HTTP req':>8} "
-        f"{'SQL':>5} {'wall s':>7} {'HTTP s':>7} {'wall/HTTP':>9}"
+        f"{'SQL':>5} {'conc':>4} {'wall s':>7} {'floor s':>7} {'wall/floor':>10}"
     )
     for slug, per in [("demo", 100), ("bench", 500), ("bench", 100)]:
         partner = partner_by_slug(slug)
@@ -94,6 +98,7 @@ def run_all(base_url):
         )
         for label in ("first", "unchanged"):
             httpx.post(f"{base_url}/_sandbox/reset")
+            latency.set_delay(base_url, "knowbe4_partner", rtt, partner.key)
             run = SyncRun.objects.create(
                 organization=organization, vendor_connection=vendor, trigger="manual"
             )
@@ -106,11 +111,13 @@ def run_all(base_url):
             requests = httpx.get(f"{base_url}/_sandbox/knowbe4/keys/{partner.key}").json()[
                 "request_count"
             ]
-            http_seconds = adapters[-1].http_seconds
+            concurrency = adapters[-1].concurrency
+            floor = latency.floor(requests, rtt, concurrency)
             print(
                 f"{slug:<8} {vendor.accounts.count():>8} {per:>4} {run.progress_total:>5} "
-                f"{label:<9} {requests:>8} {len(queries):>5} {wall:>7.2f} {http_seconds:>7.2f} "
-                f"{wall / http_seconds:>9.2f}"
+                f"{label:<9} {requests:>8} {len(queries):>5} {concurrency:>4} {wall:>7.2f} "
+                f"{floor:>7.2f} {latency.ratio(wall, floor):>10}",
+                flush=True,
             )
 
 

@@ -3,7 +3,7 @@ a push batch run; print requests per second, p50/p95/p99 latency and errors per 
 
     scripts/with-postgres.sh .venv/bin/python bench/load.py [--clients 8] [--duration 60]
         [--customers 2000] [--lines 10000] [--web-workers 4] [--web-threads 1]
-        [--drift 500] [--pushes 50] [--no-history] [--think 0]
+        [--drift 500] [--pushes 50] [--no-history] [--think 0] [--rtt 0.15]
 
 Everything runs on this machine, on 127.0.0.1 only, in a throwaway test database (created next
 to DATABASE_URL's, dropped at the end):
@@ -98,6 +98,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench import latency  # noqa: E402
 from sandboxes.data import partner_by_slug  # noqa: E402
 from sandboxes.demo import psa_connection_fields  # noqa: E402
 
@@ -141,6 +142,12 @@ def main():
     )
     parser.add_argument(
         "--no-history", action="store_true", help="no invented year of count history"
+    )
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=0.0,
+        help="seconds every sandbox answer is delayed during the load, a real round trip (0)",
     )
     parser.add_argument(
         "--think",
@@ -845,6 +852,9 @@ def run_all(options, base_url, processes) -> bool:
     for thread in threads:
         thread.start()
     start.wait()  # every client signed in and warmed up
+    if options.rtt:  # the sync and the push of the load talk to a cloud as far as a real one
+        latency.set_delay(base_url, "knowbe4_partner", options.rtt, partner_by_slug(PARTNER).key)
+        latency.set_delay(base_url, "connectwise", options.rtt)
     ticks = cpu_ticks()
     load_started = time.perf_counter()
     timeline["wall start"] = timezone.now()
