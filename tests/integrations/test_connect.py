@@ -134,7 +134,7 @@ def test_only_owners_see_and_post_the_connect_form(client, member_factory, sandb
     assert client.get(reverse("integrations")).status_code == 200
 
 
-def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
+def test_a_500_on_a_later_page_keeps_the_last_good_import_and_retry_works(
     owner_client, sandbox, settings, django_capture_on_commit_callbacks
 ):
     settings.KNOWBE4_PAGE_SIZE = 25
@@ -146,13 +146,14 @@ def test_a_500_on_page_3_keeps_the_last_good_import_and_retry_works(
 
     VendorConnection.objects.update(min_manual_interval=0)  # retry at once
     sent = sandbox.key_state(sandbox.demo_key)["request_count"]
-    # introspection, page 1, page 2, then page 3 answers 500
+    # introspection, page 1, then one of the pages asked for at once answers 500
     sandbox.set_key(sandbox.demo_key, fail_on_requests=[sent + 4])
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("sync:sync_now", args=["vendor", connection.pk]))
     connection.refresh_from_db()
     failed = SyncRun.objects.first()
-    assert (failed.state, failed.progress_done, failed.error_class) == ("failed", 2, "ServerFault")
+    assert (failed.state, failed.error_class) == ("failed", "ServerFault")
+    assert 1 <= failed.progress_done < 7  # not every one of the 7 pages arrived
     assert connection.state == VendorConnection.State.ERROR
     assert "server error (HTTP 500)" in connection.last_error
     assert dict(connection.accounts.values_list("external_id", "active_users")) == good
