@@ -144,7 +144,7 @@ def request_budget(request, connection_id):
             if budget
             else f"TrueUp now keeps to the default for {connection}: {connection.provider.budget}"
         )
-        + f", {at_once} at once.",
+        + f"; {at_once} request{'s' if at_once != 1 else ''} at once.",
     )
     return redirect("psa:detail", connection.pk)
 

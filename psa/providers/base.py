@@ -13,6 +13,7 @@ the line back to prove the PSA took it.
 """
 
 import datetime
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class PSAAdapter(ABC):
         requests = settings.get("requests_per_minute")
         self.limiter = http.pace(http.per_minute(int(requests)) if requests else self.default_rates)
         self.concurrency = int(settings.get("concurrency") or self.default_concurrency)
+        self.slots = threading.BoundedSemaphore(self.concurrency)  # shared by its OutsideAPIs
 
     @classmethod
     def for_store(cls, settings: dict, secrets: dict) -> "PSAAdapter":

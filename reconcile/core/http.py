@@ -17,6 +17,7 @@ before they are sent, so a PSA with a request budget is never pushed into answer
 Limiter is shared by every client of one adapter, retries included.
 """
 
+import contextlib
 import math
 import threading
 from decimal import Decimal
@@ -176,8 +177,18 @@ class OutsideAPI:
     name = "The API"
     hint = "Check the URL."
 
-    def __init__(self, *, limiter: Limiter | None = None, location: str = "", **options):
+    def __init__(
+        self,
+        *,
+        limiter: Limiter | None = None,
+        slots: threading.BoundedSemaphore | None = None,
+        location: str = "",
+        **options,
+    ):
         self.limiter = limiter
+        # At most the connection's concurrency of requests in flight, whichever threads send
+        # them (an import's steps and their pages at once): one semaphore per adapter.
+        self.slots = slots or contextlib.nullcontext()
         # Where the API is, for messages ("api-na.myconnectwise.net/v2025_1"); else the host
         # that answered.
         self.location = location
@@ -219,7 +230,8 @@ class OutsideAPI:
         with self._lock:
             self.requests += 1
         try:
-            return self.client(retry_post=retry_post).request(method, url, **options)
+            with self.slots:
+                return self.client(retry_post=retry_post).request(method, url, **options)
         except httpx.InvalidURL as error:
             raise Unreachable(f"The {self.name} URL {url} is not an http(s) address.") from error
         except httpx.RequestError as error:

@@ -89,14 +89,24 @@ def _save_progress(run: SyncRun) -> None:
     run.save(update_fields=["progress_done", "progress_total", "heartbeat_at", "log"])
 
 
-def prefetched(pages: Iterator) -> Iterator:
-    """Yield from `pages` while a thread already fetches the next one, so each page's HTTP
-    wait overlaps the previous page's staging. The thread touches no database."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as pool:
-        upcoming = pool.submit(next, pages, None)
-        while (page := upcoming.result()) is not None:
-            upcoming = pool.submit(next, pages, None)
+class Prefetched:
+    """A step's pages fetched one ahead in a thread of their own, from the moment it is made:
+    the steps of an import (companies, catalogue, lines) are asked for at once, and the next
+    page arrives while this one is staged."""
+
+    def __init__(self, pages: Iterator):
+        self.pages = pages
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
+        self.upcoming = self.pool.submit(next, pages, None)
+
+    def __iter__(self) -> Iterator:
+        while (page := self.upcoming.result()) is not None:
+            self.upcoming = self.pool.submit(next, self.pages, None)
             yield page
+
+    def close(self) -> None:
+        """Stop fetching (waits for a request already sent)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_sync(run_id: int) -> SyncRun | None:
@@ -134,10 +144,17 @@ def _import(run: SyncRun, connection):
     """Fetch every page of every step of the connection's import, then merge it all."""
     adapter = connection.adapter()
     staging = connection.start_import(run.pk)
+    feeds = []
     try:
         steps = staging.steps(adapter)
-        for step in steps:
-            for page in prefetched(step.pages):
+        # With requests at once, the steps too are asked for at once; else one after another.
+        at_once = adapter.concurrency > 1
+        if at_once:
+            feeds = [Prefetched(step.pages) for step in steps]
+        for index, step in enumerate(steps):
+            if not at_once:
+                feeds.append(Prefetched(step.pages))
+            for page in feeds[index]:
                 run.progress_done += 1
                 if len(steps) == 1 and page.total_pages:  # else the total is not known yet
                     run.progress_total = page.total_pages
@@ -151,6 +168,8 @@ def _import(run: SyncRun, connection):
         staging.discard()
         raise
     finally:
+        for feed in feeds:
+            feed.close()
         adapter.close()
     connection.mark_succeeded(**staging.learnt(adapter))
     for line in summary:

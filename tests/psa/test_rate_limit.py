@@ -233,7 +233,7 @@ def test_the_owner_sets_the_concurrency_and_it_is_audited(owner_client, connecti
     assert connection.settings["concurrency"] == 2
     assert connection.adapter().concurrency == 2
     page = owner_client.get(response.url).content.decode()
-    assert "2 at once" in page
+    assert "2 requests at once" in page
     event = AuditEvent.objects.get(action="psa.request_budget")
     assert event.after == {"requests_per_minute": None, "concurrency": 2}
 

@@ -144,6 +144,9 @@ class Connected:
         else:
             base_settings, secrets = psa_connection_fields(kind, sandbox.base_url)
             base_settings["page_size"] = PAGE_SIZE
+            # One request at a time, so "the Nth request" is always the same page here; what
+            # requests sent at once do on a failure is tests/psa/test_concurrent_fetching.py's.
+            base_settings["concurrency"] = 1
             check = PROVIDERS[kind].adapter_class(settings=base_settings, secrets=secrets).test()
             self.connection = lifecycle.connect(
                 PSAConnection,

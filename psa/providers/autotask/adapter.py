@@ -155,7 +155,7 @@ class AutotaskAPI(OutsideAPI):
     hint = "Check the zone URL."
 
     def __init__(self, adapter: "AutotaskAdapter"):
-        super().__init__(limiter=adapter.limiter)
+        super().__init__(limiter=adapter.limiter, slots=adapter.slots)
         self.adapter = adapter
 
     def rejected(self, response: httpx.Response) -> ExternalAPIError:

@@ -65,7 +65,9 @@ class ConnectWiseAPI(OutsideAPI):
     hint = "Check the site URL."
 
     def __init__(self, adapter: "ConnectWiseAdapter", **options):
-        super().__init__(limiter=adapter.limiter, location=host_of(adapter.site), **options)
+        super().__init__(
+            limiter=adapter.limiter, slots=adapter.slots, location=host_of(adapter.site), **options
+        )
         self.adapter = adapter
 
     def said(self, response: httpx.Response) -> str:

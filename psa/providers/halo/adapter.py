@@ -128,10 +128,13 @@ class HaloAdapter(PSAAdapter):
         self._token_renew_at = 0.0
         self.api = HaloAPI(
             limiter=self.limiter,
+            slots=self.slots,
             location=urlsplit(self.resource_server).netloc,
             headers={"Accept": "application/json"},
         )
-        self.auth_api = HaloAPI(limiter=self.limiter, location=urlsplit(self.auth_server).netloc)
+        self.auth_api = HaloAPI(
+            limiter=self.limiter, slots=self.slots, location=urlsplit(self.auth_server).netloc
+        )
         self.auth_api.hint = "Check the authorisation server URL (it ends in /auth)."
 
     # --- interface ---------------------------------------------------------------------------

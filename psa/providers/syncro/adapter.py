@@ -107,6 +107,7 @@ class SyncroAdapter(PSAAdapter):
         self.api_url = str(settings.get("api_url", "")).strip().rstrip("/")
         self.api = SyncroAPI(
             limiter=self.limiter,
+            slots=self.slots,
             location=host_of(self.api_url),
             headers={"Accept": "application/json"},
         )
