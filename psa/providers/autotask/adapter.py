@@ -28,6 +28,7 @@ shared retries becomes a RateLimited error naming the budget and Autotask's Retr
 
 import datetime
 import math
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -202,6 +203,7 @@ class AutotaskAdapter(PSAAdapter):
         self.zone_url = str(settings.get("zone_url") or "").strip()
         self.zone_name = ""
         self._zone_discovered = False
+        self._zone_lock = threading.Lock()
         self.page_size = min(max(1, int(settings.get("page_size") or MAX_RECORDS)), MAX_RECORDS)
         self._budget_checked = False
         self.api = AutotaskAPI(self)
@@ -244,11 +246,12 @@ class AutotaskAdapter(PSAAdapter):
         raise self.api.error(response)
 
     def _root(self) -> str:
-        if not self.zone_url:
-            zone = self._zone_lookup()
-            self.zone_url = str(zone["url"])
-            self.zone_name = str(zone.get("zoneName") or "")
-            self._zone_discovered = True
+        with self._zone_lock:  # an import's steps start at once: one lookup serves them all
+            if not self.zone_url:
+                zone = self._zone_lookup()
+                self.zone_url = str(zone["url"])
+                self.zone_name = str(zone.get("zoneName") or "")
+                self._zone_discovered = True
         return _api_root(self.zone_url)
 
     def _call(self, method: str, path_or_url: str, what: str, **kwargs) -> dict:

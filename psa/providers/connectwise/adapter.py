@@ -16,6 +16,7 @@ Quantities are absolute: `write_quantity` PATCHes `quantity` with a JSON Patch.
 
 import datetime
 import re
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -122,6 +123,7 @@ class ConnectWiseAdapter(PSAAdapter):
     def __init__(self, *, settings: dict, secrets: dict):
         super().__init__(settings=settings, secrets=secrets)
         self._codebase = _clean_codebase(settings.get("codebase") or "")
+        self._codebase_lock = threading.Lock()
         # One API object for the adapter's life (kept-alive connections, one TLS handshake):
         # a push reads, writes and reads back through the same connection.
         self._api: ConnectWiseAPI | None = None
@@ -294,8 +296,9 @@ class ConnectWiseAdapter(PSAAdapter):
         return _clean_codebase(codebase)
 
     def _api_root(self) -> str:
-        if not self._codebase:
-            self._codebase = self._discover_codebase(_Session(self, self._api))
+        with self._codebase_lock:  # an import's steps start at once: one discovery for all
+            if not self._codebase:
+                self._codebase = self._discover_codebase(_Session(self, self._api))
         return f"{self.site}/{self._codebase}/apis/3.0/"
 
 
