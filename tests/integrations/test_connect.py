@@ -16,6 +16,7 @@ from reconcile.sync.models import SyncRun
 from reconcile.tenancy.models import AuditEvent, Role
 from sandboxes.data import partner_by_slug
 from tests.conftest import login
+from tests.factories import VendorConnectionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -311,3 +312,12 @@ def test_an_upgrade_with_the_same_user_count_records_the_new_service(
     latest = UsageSnapshot.objects.filter(account=account, sync_run_id=run.pk)
     assert [s.service.code for s in latest] == ["sat-gold"]
     assert latest.get().active_users == account.active_users
+
+
+def test_the_connection_page_says_how_many_requests_go_at_once(owner_client, organization):
+    partner = VendorConnectionFactory(organization=organization)
+    page = owner_client.get(reverse("integrations:detail", args=[partner.pk])).content.decode()
+    assert "4 at once; not limited" in page
+    reporting = VendorConnectionFactory(organization=organization, kind="knowbe4_reporting")
+    page = owner_client.get(reverse("integrations:detail", args=[reporting.pk])).content.decode()
+    assert "1 at once; 4 a second and 50 a minute" in page

@@ -124,6 +124,8 @@ class ReportingAPI(OutsideAPI):
 
 class ReportingAdapter(VendorAdapter):
     kind = "knowbe4_reporting"
+    # One key's pages follow each other (the API says no total), paced to 4 a second.
+    default_concurrency = 1
 
     @classmethod
     def for_connection(cls, connection) -> "ReportingAdapter":
