@@ -60,8 +60,6 @@ def detail(request, connection_id):
                 account_count=Count("usage__account", distinct=True)
             ),
             "runs": connection.sync_runs.all()[:10],
-            "concurrency": connection.settings.get("concurrency")
-            or connection.provider.adapter_class.default_concurrency,
         },
     )
 

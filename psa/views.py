@@ -136,7 +136,7 @@ def request_budget(request, connection_id):
         return _detail(request, connection, budget_form=form, status=400)
     budget, concurrency = (form.cleaned_data[name] for name in services.BUDGET_SETTINGS)
     services.set_request_budget(connection, request.user, budget, concurrency)
-    at_once = concurrency or connection.provider.adapter_class.default_concurrency
+    at_once = connection.concurrency
     messages.success(
         request,
         (

@@ -77,6 +77,11 @@ class Connection(models.Model):
         """The provider's adapter for this connection: the one way to build one."""
         return self.provider.adapter_class.for_connection(self)
 
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once: the connection's setting, else its adapter's default."""
+        return self.settings.get("concurrency") or self.provider.adapter_class.default_concurrency
+
     def start_import(self, sync_run_id: int):
         """The side's import (reconcile.core.imports) for one run of this connection."""
         return import_string(self.import_class)(self, sync_run_id)

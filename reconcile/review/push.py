@@ -16,7 +16,6 @@ A retry reads the PSA first, so it never doubles.
 
 import datetime
 import logging
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -244,15 +243,14 @@ def run_batch(batch_id: int) -> PushBatch | None:
     connections = PSAConnection.objects.filter(
         pk__in=batch.items.filter(state=State.QUEUED).values("line__connection")
     )
+    # Each adapter keeps its requests in flight within its connection's concurrency.
     adapters = {connection.pk: connection.adapter() for connection in connections}
-    slots = {pk: threading.BoundedSemaphore(a.concurrency) for pk, a in adapters.items()}
 
     def claimed_items():
         while item := _claim_next(batch):
             line = item.line
             if line.connection_id not in adapters:  # queued again after the batch started
                 adapters[line.connection_id] = line.connection.adapter()
-                slots[line.connection_id] = threading.BoundedSemaphore(1)
             adapter = adapters[line.connection_id]
             push = start_push(line, item.new_quantity, item.effective_date, batch.confirmed_by)
             yield item, push, adapter, refusal_reason(line, item.new_quantity, adapter)
@@ -261,11 +259,10 @@ def run_batch(batch_id: int) -> PushBatch | None:
         item, push, adapter, refusal = claimed
         if refusal:
             return claimed, (QuantityPush.Outcome.REFUSED, refusal, None)
-        with slots[item.line.connection_id]:
-            try:
-                return claimed, exchange(push, line_key(item.line), adapter)
-            except Exception as error:  # a bug: keep the line retryable
-                return claimed, error
+        try:
+            return claimed, exchange(push, line_key(item.line), adapter)
+        except Exception as error:  # a bug: keep the line retryable
+            return claimed, error
 
     limit = max([a.concurrency for a in adapters.values()] or [1])
     try:
